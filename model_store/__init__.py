@@ -1,0 +1,29 @@
+"""Versioned, checksummed model bundles: write, publish atomically, verify, load.
+
+The service reads through this package and training writes through it; neither knows the file
+layout. No pickle anywhere: loading a bundle never executes code from it.
+"""
+
+from model_store.bundle import read_bundle, write_bundle
+from model_store.errors import (
+    BundleError,
+    ChecksumMismatch,
+    MissingFile,
+    NoModelPublished,
+    SchemaVersionError,
+    StoreError,
+)
+from model_store.store import LocalStore, open_store
+
+__all__ = [
+    "BundleError",
+    "ChecksumMismatch",
+    "LocalStore",
+    "MissingFile",
+    "NoModelPublished",
+    "SchemaVersionError",
+    "StoreError",
+    "open_store",
+    "read_bundle",
+    "write_bundle",
+]

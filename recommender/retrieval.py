@@ -1,0 +1,84 @@
+"""First stage: nearest items by inner product, through FAISS."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import faiss
+import numpy as np
+
+
+@dataclass(frozen=True)
+class HNSWParams:
+    """HNSW graph parameters. Larger ``m`` / ``ef_*`` buy recall with memory and time."""
+
+    m: int = 32
+    ef_construction: int = 200
+    ef_search: int = 256
+
+
+class ItemIndex:
+    """Inner-product search over item embeddings.
+
+    ``kind="hnsw"`` builds ``faiss.IndexHNSWFlat`` (approximate, sub-linear: the serving default);
+    ``kind="flat"`` builds ``faiss.IndexFlatIP`` (exact: small catalogues, and the reference when
+    measuring HNSW recall). Both return ``(scores, indices)`` best first; rows that have fewer
+    than ``n`` results are padded with index ``-1`` (FAISS's convention) and score ``-inf``.
+    """
+
+    def __init__(self, index: faiss.Index, kind: str) -> None:
+        if kind not in ("hnsw", "flat"):
+            raise ValueError(f"kind must be 'hnsw' or 'flat', got {kind!r}")
+        self.index = index
+        self.kind = kind
+
+    @classmethod
+    def build(cls, item_emb: np.ndarray, kind: str = "hnsw", params: HNSWParams | None = None) -> ItemIndex:
+        emb = np.ascontiguousarray(item_emb, dtype=np.float32)
+        if emb.ndim != 2 or emb.shape[0] == 0:
+            raise ValueError(f"item embeddings must be a non-empty (n_items, dim) matrix, got {emb.shape}")
+        d = emb.shape[1]
+        if kind == "flat":
+            index: faiss.Index = faiss.IndexFlatIP(d)
+        elif kind == "hnsw":
+            p = params or HNSWParams()
+            index = faiss.IndexHNSWFlat(d, p.m, faiss.METRIC_INNER_PRODUCT)
+            index.hnsw.efConstruction = p.ef_construction
+            index.hnsw.efSearch = p.ef_search
+        else:
+            raise ValueError(f"kind must be 'hnsw' or 'flat', got {kind!r}")
+        index.add(emb)
+        return cls(index, kind)
+
+    @property
+    def dim(self) -> int:
+        return int(self.index.d)
+
+    @property
+    def n_items(self) -> int:
+        return int(self.index.ntotal)
+
+    @property
+    def ef_search(self) -> int | None:
+        return int(self.index.hnsw.efSearch) if self.kind == "hnsw" else None
+
+    def set_ef_search(self, ef: int) -> None:
+        if self.kind == "hnsw":
+            self.index.hnsw.efSearch = int(ef)
+
+    def search(self, queries: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+        """Top-``n`` items per query row: ``(scores (q, n) float32, indices (q, n) int64)``."""
+        q = np.ascontiguousarray(queries, dtype=np.float32)
+        if q.ndim == 1:
+            q = q[None, :]
+        if q.shape[1] != self.dim:
+            raise ValueError(f"query dimension {q.shape[1]} does not match index dimension {self.dim}")
+        n = max(1, min(int(n), self.n_items))
+        if self.kind == "hnsw" and self.index.hnsw.efSearch < n:
+            # HNSW cannot return more than efSearch results; widen for this call only.
+            params = faiss.SearchParametersHNSW(efSearch=n)
+            scores, idx = self.index.search(q, n, params=params)
+        else:
+            scores, idx = self.index.search(q, n)
+        scores[idx < 0] = -np.inf
+        return scores, idx

@@ -1,0 +1,1 @@
+"""The ``recserve`` console script (subcommands dispatch to training, model_store and service)."""

@@ -1,0 +1,71 @@
+"""``recserve`` — one console script, one subcommand per job.
+
+Heavy imports (torch, faiss, fastapi) happen inside each command, so ``recserve --help`` is quick
+and a command only loads what it needs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+
+from recserve import commands
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="recserve", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("demo", help="generate synthetic data, train, publish, serve and query it")
+    p.add_argument(
+        "--store", default=None, help="model store path (default: RECSERVE_STORE_URI or var/store)"
+    )
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8000, help="0 picks a free port")
+    p.add_argument("--once", action="store_true", help="exit after printing the answers")
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(func=commands.demo)
+
+    p = sub.add_parser("serve", help="run the HTTP service under uvicorn")
+    p.add_argument("--host", default=None, help="default: RECSERVE_HOST")
+    p.add_argument("--port", type=int, default=None, help="default: RECSERVE_PORT")
+    p.add_argument("--store", default=None, help="default: RECSERVE_STORE_URI")
+    p.add_argument("--workers", type=int, default=1)
+    p.set_defaults(func=commands.serve)
+
+    p = sub.add_parser("train", help="train a model and publish it to the store")
+    p.add_argument("--dataset", choices=["synthetic"], default="synthetic")
+    p.add_argument("--store", default=None, help="default: RECSERVE_STORE_URI")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--json", action="store_true", help="print the metrics as JSON on the last line")
+    p.set_defaults(func=commands.train)
+
+    p = sub.add_parser("store", help="inspect the model store")
+    p.add_argument("--store", default=None, help="default: RECSERVE_STORE_URI")
+    store_sub = p.add_subparsers(dest="store_command", required=True, metavar="ACTION")
+    store_sub.add_parser("list", help="published versions, oldest first; * marks CURRENT")
+    s = store_sub.add_parser("show", help="a version's manifest")
+    s.add_argument("version")
+    s = store_sub.add_parser("verify", help="check every checksum; non-zero exit names the bad file")
+    s.add_argument("version", nargs="?")
+    p.set_defaults(func=commands.store)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("faiss").setLevel(logging.WARNING)
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except commands.CLIError as exc:
+        print(f"recserve {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,179 @@
+"""Implementations of the ``recserve`` subcommands."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import threading
+import time
+from typing import Any
+
+
+class CLIError(Exception):
+    """A user-facing error: printed as one line, exit status 2, no traceback."""
+
+
+def print_json_line(obj: object) -> None:
+    """One JSON object on the last line of stdout, for scripts and tests."""
+    print(json.dumps(obj, sort_keys=True, default=float))
+
+
+def _store_uri(arg: str | None) -> str:
+    if arg:
+        return arg
+    from service.settings import Settings
+
+    return Settings().store_uri
+
+
+def _format_metrics(metrics: dict[str, Any]) -> str:
+    lines = [f"{'method':<12} {'recall@10':>10} {'ndcg@10':>10} {'recall@20':>10} {'ndcg@20':>10}"]
+    for name in ("popularity", "retrieval", "two_stage"):
+        m = metrics.get(name)
+        if m:
+            cells = " ".join(f"{m[c]:>10.4f}" for c in ("recall@10", "ndcg@10", "recall@20", "ndcg@20"))
+            lines.append(f"{name:<12} {cells}")
+    return "\n".join(lines)
+
+
+def train(args: argparse.Namespace) -> int:
+    from model_store import open_store
+    from training.pipeline import TrainConfig, train_and_publish
+    from training.synthetic import SyntheticConfig, generate
+
+    data = generate(SyntheticConfig(seed=args.seed))
+    store = open_store(_store_uri(args.store))
+    version, metrics = train_and_publish(data, store, TrainConfig(seed=args.seed))
+    print(f"published {version} to {store.root}")
+    print(_format_metrics(metrics))
+    if args.json:
+        print_json_line({"version": version, "metrics": metrics})
+    return 0
+
+
+def serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from service.app import create_app
+    from service.settings import Settings
+
+    overrides = {
+        k: v for k, v in {"host": args.host, "port": args.port, "store_uri": args.store}.items() if v
+    }
+    settings = Settings(**overrides)
+    if args.workers > 1:
+        os.environ["RECSERVE_STORE_URI"] = settings.store_uri
+        uvicorn.run(
+            "service.app:create_app",
+            factory=True,
+            host=settings.host,
+            port=settings.port,
+            workers=args.workers,
+            log_level=settings.log_level,
+        )
+    else:
+        uvicorn.run(
+            create_app(settings), host=settings.host, port=settings.port, log_level=settings.log_level
+        )
+    return 0
+
+
+class _BackgroundServer:
+    """uvicorn in a thread of this process, so ``demo`` can query it and stop it cleanly."""
+
+    def __init__(self, app: Any, host: str, port: int) -> None:
+        import uvicorn
+
+        self.server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning"))
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+
+    def start(self, timeout: float = 30.0) -> int:
+        self.thread.start()
+        deadline = time.monotonic() + timeout
+        while not self.server.started:
+            if not self.thread.is_alive():
+                raise CLIError("the HTTP server failed to start (is the port already in use? try --port 0)")
+            if time.monotonic() > deadline:
+                raise CLIError("the HTTP server did not start within 30 s")
+            time.sleep(0.05)
+        return int(self.server.servers[0].sockets[0].getsockname()[1])
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=10)
+
+
+def demo(args: argparse.Namespace) -> int:
+    import httpx
+
+    from model_store import open_store
+    from service.app import create_app
+    from service.settings import Settings
+    from training.pipeline import TrainConfig, train_and_publish
+    from training.synthetic import SyntheticConfig, generate
+
+    started = time.perf_counter()
+    store_uri = _store_uri(args.store)
+    print(f"[1/4] generating synthetic data (seed {args.seed})")
+    data = generate(SyntheticConfig(seed=args.seed))
+    print(
+        f"      {data.n_users} users, {data.n_items} items, "
+        f"{len(data.train_users)} train / {len(data.test_users)} test interactions"
+    )
+    print("[2/4] training MF retrieval + DeepFeatureRanking ranker")
+    version, metrics = train_and_publish(data, open_store(store_uri), TrainConfig(seed=args.seed))
+    print(f"[3/4] published {version} to {store_uri}; offline test metrics (train items masked):")
+    print(_format_metrics(metrics))
+    settings = Settings(store_uri=store_uri, host=args.host, port=args.port)
+    server = _BackgroundServer(create_app(settings), args.host, args.port)
+    port = server.start()
+    base = f"http://{args.host}:{port}"
+    print(f"[4/4] serving on {base} (docs: {base}/docs)")
+    user, item = data.user_ids[0], data.item_ids[0]
+    try:
+        with httpx.Client(base_url=base, timeout=10) as client:
+            for path, params in (
+                ("/recommend", {"user_id": user, "k": 5}),
+                ("/similar-items", {"item_id": item, "k": 5}),
+            ):
+                resp = client.get(path, params=params)
+                query = "&".join(f"{k}={v}" for k, v in params.items())
+                print(f"\nGET {path}?{query} -> {resp.status_code}")
+                print(json.dumps(resp.json(), indent=1))
+                if resp.status_code != 200:
+                    raise CLIError(f"{path} answered {resp.status_code}")
+        print(f"\ndemo ready in {time.perf_counter() - started:.1f} s")
+        if args.once:
+            return 0
+        print(f"serving on {base} until Ctrl-C; try: curl '{base}/recommend?user_id={user}&k=10'")
+        while server.thread.is_alive():
+            server.thread.join(timeout=0.5)
+        return 0
+    finally:
+        server.stop()
+
+
+def store(args: argparse.Namespace) -> int:
+    from model_store import BundleError, StoreError, open_store
+
+    s = open_store(_store_uri(args.store))
+    try:
+        if args.store_command == "list":
+            try:
+                current = s.current_version()
+            except StoreError:
+                current = None
+            for v in s.list_versions():
+                print(("* " if v == current else "  ") + v)
+        elif args.store_command == "show":
+            print(json.dumps(s.manifest(args.version), indent=1, sort_keys=True))
+        elif args.store_command == "verify":
+            version = args.version or s.current_version()
+            s.verify(version)
+            print(f"{version}: ok")
+    except BundleError as exc:
+        raise CLIError(str(exc)) from exc
+    except StoreError as exc:
+        raise CLIError(str(exc)) from exc
+    return 0

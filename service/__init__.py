@@ -1,0 +1,1 @@
+"""The online service: FastAPI app factory, routers, pipeline, metrics. Never imports ``training``."""

@@ -1,0 +1,118 @@
+"""Prometheus metrics of one app instance (own registry: no import-time global state)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import Any
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+# Millisecond-scale answers: fine buckets from 0.5 ms to 1 s.
+LATENCY_BUCKETS = (0.0005, 0.001, 0.002, 0.003, 0.005, 0.0075, 0.01, 0.015, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0)
+STAGE_BUCKETS = (0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1)
+
+
+class Metrics:
+    """All service metrics. Names are part of the deployment contract (Grafana queries them)."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        r = self.registry
+        self.requests = Counter(
+            "recserve_requests_total",
+            "HTTP requests by endpoint, method and status.",
+            ["endpoint", "method", "status"],
+            registry=r,
+        )
+        self.latency = Histogram(
+            "recserve_request_latency_seconds",
+            "HTTP request latency by endpoint.",
+            ["endpoint", "method"],
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.stage_latency = Histogram(
+            "recserve_stage_latency_seconds",
+            "Latency of one pipeline stage inside a request.",
+            ["stage"],
+            buckets=STAGE_BUCKETS,
+            registry=r,
+        )
+        self.cache = Counter(
+            "recserve_cache_requests_total",
+            "Precomputed-list lookups by endpoint and result (hit/miss).",
+            ["endpoint", "result"],
+            registry=r,
+        )
+        self.candidates = Histogram(
+            "recserve_candidates",
+            "Retrieval candidates scored per request.",
+            buckets=(10, 25, 50, 100, 200, 300, 500, 1000, 2000),
+            registry=r,
+        )
+        self.model_info = Gauge(
+            "recserve_model_info",
+            "The model version being served (value 1).",
+            ["version"],
+            registry=r,
+        )
+        self.model_load_failures = Counter(
+            "recserve_model_load_failures_total",
+            "Bundles refused at load, by reason.",
+            ["reason"],
+            registry=r,
+        )
+        self.redis_errors = Counter(
+            "recserve_redis_errors_total",
+            "Redis operations that failed, by operation.",
+            ["op"],
+            registry=r,
+        )
+
+    def observe_stages(self, timings: dict[str, float]) -> None:
+        for stage, seconds in timings.items():
+            self.stage_latency.labels(stage).observe(seconds)
+
+    def set_model(self, version: str) -> None:
+        self.model_info.clear()
+        self.model_info.labels(version).set(1)
+
+
+ASGIApp = Callable[
+    [MutableMapping[str, Any], Callable[..., Awaitable[Any]], Callable[..., Awaitable[Any]]], Awaitable[None]
+]
+
+
+class MetricsMiddleware:
+    """Pure ASGI middleware (no BaseHTTPMiddleware overhead) timing every HTTP request.
+
+    The endpoint label is the matched route's path template, so ``/recommend?user_id=…`` and
+    unknown paths do not explode label cardinality (unmatched paths are labelled ``other``).
+    """
+
+    def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
+        self.app = app
+        self.metrics = metrics
+
+    async def __call__(self, scope: MutableMapping[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        start = time.perf_counter()
+        status = 500
+
+        async def send_wrapper(message: MutableMapping[str, Any]) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_wrapper)
+        finally:
+            route = scope.get("route")
+            endpoint = getattr(route, "path", None) or "other"
+            method = scope.get("method", "GET")
+            self.metrics.latency.labels(endpoint, method).observe(time.perf_counter() - start)
+            self.metrics.requests.labels(endpoint, method, str(status)).inc()

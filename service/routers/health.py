@@ -1,0 +1,38 @@
+"""Liveness, readiness and Prometheus metrics."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from starlette.responses import Response
+
+from service.deps import HolderDep, MetricsDep
+from service.responses import FastJSONResponse
+
+router = APIRouter(tags=["operations"])
+
+
+@router.get("/healthz")
+async def healthz() -> FastJSONResponse:
+    """The process is alive (says nothing about the model)."""
+    return FastJSONResponse({"status": "ok"})
+
+
+@router.get("/readyz")
+async def readyz(holder: HolderDep) -> FastJSONResponse:
+    """200 once a model is loaded; details include the last load failure, if any."""
+    current = holder.current
+    body = {
+        "ready": current is not None,
+        "model_version": current.version if current else None,
+        "loaded_at": holder.loaded_at,
+        "last_error": holder.last_error,
+        "last_error_at": holder.last_error_at,
+    }
+    return FastJSONResponse(body, status_code=200 if current else 503)
+
+
+@router.get("/metrics")
+async def metrics(m: MetricsDep) -> Response:
+    """Prometheus text exposition format."""
+    return Response(generate_latest(m.registry), media_type=CONTENT_TYPE_LATEST)

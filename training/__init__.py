@@ -1,0 +1,1 @@
+"""Offline side: data, training, evaluation, precompute. Writes models through ``model_store``."""

@@ -1,0 +1,84 @@
+"""The in-memory shape every data source is turned into before training."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+
+import numpy as np
+
+
+@dataclass
+class InteractionData:
+    """Implicit-feedback interactions with side features, split into train and test.
+
+    Indices are dense internal positions; ``user_ids`` / ``item_ids`` hold the data set's own ids
+    (strings, what the API speaks). Side features are numeric matrices ready for the ranker.
+    """
+
+    name: str
+    user_ids: list[str]
+    item_ids: list[str]
+    train_users: np.ndarray
+    train_items: np.ndarray
+    test_users: np.ndarray
+    test_items: np.ndarray
+    user_features: np.ndarray
+    item_features: np.ndarray
+    item_tags: np.ndarray
+    user_feature_names: list[str] = field(default_factory=list)
+    item_feature_names: list[str] = field(default_factory=list)
+    tag_names: list[str] = field(default_factory=list)
+    item_attributes: dict[str, list[list[str]]] = field(default_factory=dict)
+
+    @property
+    def n_users(self) -> int:
+        return len(self.user_ids)
+
+    @property
+    def n_items(self) -> int:
+        return len(self.item_ids)
+
+    def fingerprint(self) -> str:
+        """sha256 over the interactions, so a bundle names exactly the data it was trained on."""
+        h = hashlib.sha256()
+        for arr in (self.train_users, self.train_items, self.test_users, self.test_items):
+            h.update(np.ascontiguousarray(arr, np.int64).tobytes())
+        h.update(str((self.n_users, self.n_items)).encode())
+        return h.hexdigest()
+
+
+def csr_from_pairs(users: np.ndarray, items: np.ndarray, n_users: int) -> tuple[np.ndarray, np.ndarray]:
+    """(indptr, indices) of a users × items 0/1 matrix; duplicate pairs kept once, items sorted."""
+    pairs = np.unique(np.stack([users.astype(np.int64), items.astype(np.int64)], axis=1), axis=0)
+    counts = np.bincount(pairs[:, 0], minlength=n_users)
+    indptr = np.zeros(n_users + 1, np.int64)
+    np.cumsum(counts, out=indptr[1:])
+    return indptr, pairs[:, 1].copy()
+
+
+def user_tag_profile(users: np.ndarray, items: np.ndarray, item_tags: np.ndarray, n_users: int) -> np.ndarray:
+    """Each user's normalised distribution over item tags, from their interactions."""
+    prof = np.zeros((n_users, item_tags.shape[1]), np.float64)
+    np.add.at(prof, users, item_tags[items])
+    total = prof.sum(axis=1, keepdims=True)
+    return (prof / np.where(total > 0, total, 1.0)).astype(np.float32)
+
+
+def split_last_fraction(
+    users: np.ndarray, items: np.ndarray, order: np.ndarray, fraction: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """Boolean masks (keep, held_out): per user, the last ``fraction`` of interactions by ``order``
+    (at least one when the user has two or more) is held out."""
+    idx = np.lexsort((order, users))
+    u_sorted = users[idx]
+    starts = np.flatnonzero(np.r_[True, u_sorted[1:] != u_sorted[:-1]])
+    ends = np.r_[starts[1:], len(u_sorted)]
+    held = np.zeros(len(users), bool)
+    for s, e in zip(starts, ends, strict=True):
+        n = e - s
+        if n < 2:
+            continue
+        n_out = max(1, round(n * fraction))
+        held[idx[e - n_out : e]] = True
+    return ~held, held

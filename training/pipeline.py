@@ -1,0 +1,183 @@
+"""Train the whole two-stage model from an :class:`InteractionData` and publish it.
+
+Order of work (why two MF fits): the ranker must learn on candidate lists whose labels the
+retrieval model has *not* seen, or every positive would sit at the top of retrieval already and
+the ranker would learn nothing useful. So each user's last ``ranker_holdout`` of training
+interactions is held out; MF fitted on the rest produces candidate lists labelled by the held-out
+items; the ranker trains on those. The served model then refits MF on all training data and
+keeps the ranker (and its feature normalisation).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+
+from model_store.manifest import new_version_id
+from model_store.store import LocalStore
+from recommender.features import FeatureAssembler
+from recommender.idmap import IdMap
+from recommender.model import RecommenderModel
+from recommender.retrieval import HNSWParams, ItemIndex
+from training.data import InteractionData, csr_from_pairs, split_last_fraction, user_tag_profile
+from training.metrics import evaluate_lists, test_sets
+from training.mf import MFConfig, train_mf
+from training.ranker_train import RankerConfig, train_ranker
+
+
+@dataclass
+class TrainConfig:
+    mf: MFConfig = field(default_factory=lambda: MFConfig(dim=32, epochs=20))
+    ranker: RankerConfig = field(default_factory=RankerConfig)
+    hnsw: HNSWParams = field(default_factory=HNSWParams)
+    n_candidates: int = 200
+    ranker_holdout: float = 0.2
+    seed: int = 0
+    # Small models train fastest single-threaded; more threads mostly add contention on 2 cores.
+    threads: int = 1
+
+
+def _item_features(data: InteractionData, items: np.ndarray) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    pop = np.bincount(items, minlength=data.n_items).astype(np.float32)
+    log_pop = np.log1p(pop)[:, None]
+    return (
+        np.concatenate([data.item_features, log_pop], axis=1),
+        pop,
+        [*data.item_feature_names, "log_popularity"],
+    )
+
+
+def assemble_model(
+    data: InteractionData,
+    users: np.ndarray,
+    items: np.ndarray,
+    user_emb: np.ndarray,
+    item_emb: np.ndarray,
+    config: TrainConfig,
+    version: str,
+) -> RecommenderModel:
+    """A ranker-less model over the given training interactions (seen items, features, index)."""
+    item_feats, pop, item_names = _item_features(data, items)
+    features = FeatureAssembler(
+        user_features=data.user_features,
+        item_features=item_feats,
+        user_profile=user_tag_profile(users, items, data.item_tags, data.n_users),
+        item_tags=data.item_tags,
+        user_feature_names=list(data.user_feature_names),
+        item_feature_names=item_names,
+    )
+    indptr, indices = csr_from_pairs(users, items, data.n_users)
+    return RecommenderModel(
+        version=version,
+        user_ids=IdMap(data.user_ids),
+        item_ids=IdMap(data.item_ids),
+        user_emb=user_emb,
+        item_emb=item_emb,
+        index=ItemIndex.build(item_emb, "hnsw", config.hnsw),
+        features=features,
+        ranker=None,
+        seen_indptr=indptr,
+        seen_indices=indices,
+        popularity=pop,
+        n_candidates=config.n_candidates,
+        item_attributes=data.item_attributes,
+        metadata={"dataset": data.name},
+    )
+
+
+def candidate_lists(
+    model: RecommenderModel, label_users: np.ndarray, label_items: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Raw feature rows (L, C, F), labels (L, C) and validity (L, C) for users with labels."""
+    labels_by_user = test_sets(label_users, label_items)
+    users = np.array(sorted(labels_by_user), dtype=np.int64)
+    emb, feats, profiles = model.user_inputs(users)
+    cand, cscore, valid = model.retrieve(emb, model.n_candidates, [model.seen(int(u)) for u in users])
+    labels = np.zeros(cand.shape, np.float32)
+    for r, u in enumerate(users.tolist()):
+        labels[r] = np.isin(cand[r], list(labels_by_user[u]))
+    rows = model.features.assemble(feats, profiles, cand, cscore, normalise=False)
+    return rows, labels, valid
+
+
+def evaluate_model(
+    model: RecommenderModel, data: InteractionData, ks: tuple[int, ...] = (10, 20)
+) -> dict[str, Any]:
+    """Test metrics for popularity, retrieval only and two-stage, all through the serving code."""
+    test = test_sets(data.test_users, data.test_items)
+    users = np.array(sorted(test), dtype=np.int64)
+    kmax = max(ks)
+    results: dict[str, Any] = {}
+    pop_order = np.argsort(-model.popularity, kind="stable")
+    ranked_pop = {}
+    for u in users.tolist():
+        seen = set(model.seen(u).tolist())
+        ranked_pop[u] = np.array([i for i in pop_order[: kmax + len(seen)] if i not in seen][:kmax])
+    results["popularity"] = evaluate_lists(ranked_pop, test, ks)
+    ranker, model.ranker = model.ranker, None
+    try:
+        results["retrieval"] = _eval_pipeline(model, users, test, ks)
+    finally:
+        model.ranker = ranker
+    if ranker is not None:
+        results["two_stage"] = _eval_pipeline(model, users, test, ks)
+    return results
+
+
+def _eval_pipeline(
+    model: RecommenderModel, users: np.ndarray, test: dict[int, set[int]], ks: tuple[int, ...]
+) -> dict[str, float]:
+    ranked: dict[int, np.ndarray] = {}
+    for b in range(0, len(users), 256):
+        ub = users[b : b + 256]
+        for u, rec in zip(ub.tolist(), model.recommend(ub, max(ks)), strict=True):
+            ranked[u] = rec.items
+    return evaluate_lists(ranked, test, ks)
+
+
+def train_model(
+    data: InteractionData, config: TrainConfig, progress: bool = True
+) -> tuple[RecommenderModel, dict[str, Any]]:
+    """Fit MF + ranker as described in the module docstring; return the model and its metrics."""
+    started = time.perf_counter()
+    torch.set_num_threads(config.threads)
+    version = new_version_id()
+    rng = np.random.default_rng(config.seed)
+    keep, held = split_last_fraction(
+        data.train_users, data.train_items, rng.permutation(len(data.train_users)), config.ranker_holdout
+    )
+    ua, ia = data.train_users[keep], data.train_items[keep]
+    mf_a = train_mf(ua, ia, data.n_users, data.n_items, config.mf, progress=progress)
+    stage1 = assemble_model(data, ua, ia, mf_a.user_emb, mf_a.item_emb, config, version)
+    rows, labels, valid = candidate_lists(stage1, data.train_users[held], data.train_items[held])
+    stage1.features.fit_normalisation(rows[valid])
+    rows = (rows - stage1.features.mean) / stage1.features.std
+    ranker = train_ranker(rows.astype(np.float32), labels, valid, config.ranker, progress=progress)
+
+    mf = train_mf(
+        data.train_users, data.train_items, data.n_users, data.n_items, config.mf, progress=progress
+    )
+    model = assemble_model(
+        data, data.train_users, data.train_items, mf.user_emb, mf.item_emb, config, version
+    )
+    model.features.set_normalisation(stage1.features.mean, stage1.features.std)
+    model.ranker = ranker.eval()
+    metrics = evaluate_model(model, data)
+    metrics["candidate_recall"] = float(labels.sum() / max(1, len(data.train_users[held])))
+    metrics["train_seconds"] = round(time.perf_counter() - started, 2)
+    return model, metrics
+
+
+def train_and_publish(
+    data: InteractionData, store: LocalStore, config: TrainConfig | None = None, progress: bool = True
+) -> tuple[str, dict[str, Any]]:
+    config = config or TrainConfig()
+    model, metrics = train_model(data, config, progress)
+    version = store.publish(
+        model, training_config=asdict(config), metrics=metrics, data_fingerprint=data.fingerprint()
+    )
+    return version, metrics
