@@ -1,0 +1,55 @@
+"""Shared fixtures: a small synthetic model trained once per session, a store holding it, a client."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+
+from model_store import LocalStore
+from recommender.model import RecommenderModel
+from service.app import create_app
+from service.settings import Settings
+from training.data import InteractionData
+from training.mf import MFConfig
+from training.pipeline import TrainConfig, train_model
+from training.ranker_train import RankerConfig
+from training.synthetic import SyntheticConfig, generate
+
+SMALL = SyntheticConfig(n_users=300, n_items=200, min_interactions=8, max_interactions=20, seed=7)
+FAST = TrainConfig(
+    mf=MFConfig(dim=16, epochs=8, n_negatives=64, batch_size=512),
+    ranker=RankerConfig(hidden_units=16, num_layers=2, epochs=2),
+    n_candidates=50,
+    seed=7,
+)
+
+
+@pytest.fixture(scope="session")
+def small_data() -> InteractionData:
+    return generate(SMALL)
+
+
+@pytest.fixture(scope="session")
+def trained(small_data: InteractionData) -> tuple[RecommenderModel, dict]:
+    """(model, metrics) trained once per test session on the small synthetic set."""
+    return train_model(small_data, FAST, progress=False)
+
+
+@pytest.fixture(scope="session")
+def published_store(trained: tuple[RecommenderModel, dict], tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A store folder whose CURRENT is the session's trained model. Treat as read-only."""
+    root = tmp_path_factory.mktemp("store")
+    model, metrics = trained
+    LocalStore(root).publish(model, metrics=metrics)
+    return root
+
+
+@pytest.fixture
+def client(published_store: Path) -> Iterator[TestClient]:
+    """An in-process client of a fresh app serving the published model."""
+    app = create_app(Settings(store_uri=str(published_store), _env_file=None))
+    with TestClient(app) as c:
+        yield c
