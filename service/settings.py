@@ -15,7 +15,9 @@ class Settings(BaseSettings):
     redis_url: str | None = Field(None, description="Redis for precomputed lists; unset = in-process cache.")
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=0, le=65535, description="0 picks a free port.")
-    n_candidates: int = Field(200, ge=1, le=10_000, description="Retrieval candidates per request.")
+    n_candidates: int | None = Field(
+        None, ge=1, le=10_000, description="Retrieval candidates per request; unset = the bundle's own value."
+    )
     default_k: int = Field(10, ge=1)
     max_k: int = Field(500, ge=1, description="Largest k a request may ask for.")
     torch_threads: int = Field(1, ge=1, description="Intra-op threads for the ranker (1 keeps latency flat).")

@@ -20,7 +20,7 @@ from training.synthetic import SyntheticConfig, generate
 
 SMALL = SyntheticConfig(n_users=300, n_items=200, min_interactions=8, max_interactions=20, seed=7)
 FAST = TrainConfig(
-    mf=MFConfig(dim=16, epochs=8, n_negatives=64, batch_size=512),
+    mf=MFConfig(dim=16, epochs=20, n_negatives=64, batch_size=256, tau=0.3, lr=3e-2),
     ranker=RankerConfig(hidden_units=16, num_layers=2, epochs=2),
     n_candidates=50,
     seed=7,

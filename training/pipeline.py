@@ -31,7 +31,7 @@ from training.ranker_train import RankerConfig, train_ranker
 
 @dataclass
 class TrainConfig:
-    mf: MFConfig = field(default_factory=lambda: MFConfig(dim=32, epochs=20))
+    mf: MFConfig = field(default_factory=lambda: MFConfig(dim=32, epochs=20, tau=0.3, lr=3e-2))
     ranker: RankerConfig = field(default_factory=RankerConfig)
     hnsw: HNSWParams = field(default_factory=HNSWParams)
     n_candidates: int = 200

@@ -36,12 +36,12 @@ def generate(config: SyntheticConfig | None = None) -> InteractionData:
     centres /= np.linalg.norm(centres, axis=1, keepdims=True)
     item_cat = rng.integers(0, c.n_categories, size=c.n_items)
     item_lat = centres[item_cat] + 0.5 * rng.normal(size=(c.n_items, c.latent_dim)) / np.sqrt(c.latent_dim)
-    quality = rng.normal(0.0, 0.5, size=c.n_items)
+    quality = rng.normal(0.0, 0.3, size=c.n_items)
     recency = rng.uniform(0.0, 1.0, size=c.n_items)  # 0 = old catalogue, 1 = new release
 
     mix = rng.dirichlet(np.full(c.n_categories, 0.3), size=c.n_users)
     user_lat = mix @ centres + 0.3 * rng.normal(size=(c.n_users, c.latent_dim)) / np.sqrt(c.latent_dim)
-    user_lat *= 2.0
+    user_lat *= 2.5
     age_bucket = rng.integers(0, 4, size=c.n_users)  # 0 youngest … 3 oldest
     youth = (1.5 - age_bucket) / 1.5  # +1 young, -1 old
     activity = rng.integers(c.min_interactions, c.max_interactions + 1, size=c.n_users)
