@@ -37,6 +37,14 @@ def _format_metrics(metrics: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def _pretty(body: dict[str, Any]) -> str:
+    """JSON with one line per returned item: readable in a terminal, still valid JSON."""
+    head = {k: v for k, v in body.items() if k != "items"}
+    lines = [json.dumps(it) for it in body.get("items", [])]
+    inner = ",\n  ".join(lines)
+    return json.dumps(head)[:-1] + (', "items": [\n  ' + inner + "\n]}" if "items" in body else "}")
+
+
 def train(args: argparse.Namespace) -> int:
     from model_store import open_store
     from training.pipeline import TrainConfig, train_and_publish
@@ -140,7 +148,7 @@ def demo(args: argparse.Namespace) -> int:
                 resp = client.get(path, params=params)
                 query = "&".join(f"{k}={v}" for k, v in params.items())
                 print(f"\nGET {path}?{query} -> {resp.status_code}")
-                print(json.dumps(resp.json(), indent=1))
+                print(_pretty(resp.json()))
                 if resp.status_code != 200:
                     raise CLIError(f"{path} answered {resp.status_code}")
         print(f"\ndemo ready in {time.perf_counter() - started:.1f} s")
