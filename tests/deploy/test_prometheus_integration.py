@@ -9,25 +9,25 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 import shutil
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 
-from deploy.helpers import concrete, dashboard_queries, free_port, require_binary
+from deploy.helpers import DOCKERFILE, concrete, dashboard_queries, free_port, require_binary, stop
 from training.data import InteractionData
 
-pytestmark = [
-    pytest.mark.slow,
-    pytest.mark.skipif(
-        shutil.which("prometheus") is None,
-        reason="`prometheus` not found on PATH (Debian package `prometheus`; .ci/run installs it)",
-    ),
-]
+pytestmark = pytest.mark.slow
+needs_prometheus = pytest.mark.skipif(
+    shutil.which("prometheus") is None,
+    reason="`prometheus` not found on PATH (Debian package `prometheus`; .ci/run installs it)",
+)
 
 P99_RECOMMEND = (
     "histogram_quantile(0.99, sum by (le) "
@@ -56,21 +56,24 @@ def _query(prom: str, expr: str) -> dict:
     return body["data"]
 
 
-@pytest.fixture
-def api(published_store: Path, tmp_path: Path, children: list[subprocess.Popen]) -> str:
+@pytest.fixture(scope="module")
+def api(published_store: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """``recserve serve`` (one uvicorn process, as in the container) on a free loopback port."""
     port = free_port()
+    workdir = tmp_path_factory.mktemp("api")
     env = {k: v for k, v in os.environ.items() if not k.startswith("RECSERVE_")}
-    log = tmp_path / "api.log"
+    log = workdir / "api.log"
     cmd = [sys.executable, "-m", "recserve.cli", "serve", "--host", "127.0.0.1", "--port", str(port)]
     with log.open("wb") as out:
         proc = subprocess.Popen(
-            [*cmd, "--store", str(published_store)], cwd=tmp_path, env=env, stdout=out, stderr=out
+            [*cmd, "--store", str(published_store)], cwd=workdir, env=env, stdout=out, stderr=out
         )
-    children.append(proc)
-    base = f"http://127.0.0.1:{port}"
-    _wait_for(f"{base}/readyz", proc, log, timeout=120)
-    return base
+    try:
+        base = f"http://127.0.0.1:{port}"
+        _wait_for(f"{base}/readyz", proc, log, timeout=120)
+        yield base
+    finally:
+        stop(proc)
 
 
 @pytest.fixture
@@ -106,6 +109,7 @@ def prometheus(api: str, tmp_path: Path, children: list[subprocess.Popen]) -> st
     return base
 
 
+@needs_prometheus
 def test_prometheus_answers_p99_latency_of_recommend(
     api: str, prometheus: str, small_data: InteractionData
 ) -> None:
@@ -138,3 +142,21 @@ def test_prometheus_answers_p99_latency_of_recommend(
         data = _query(prometheus, concrete(expr))
         if "request_latency" in expr:
             assert data["result"], f"{title}: {expr} returned nothing"
+
+
+def test_dockerfile_healthcheck_passes_against_a_serving_api(api: str) -> None:
+    """The image's HEALTHCHECK command, run as Docker would, against a real ``recserve serve``."""
+    healthcheck = re.search(r"^HEALTHCHECK [^\n]*\\\n\s+CMD (\[[^\n]*\])$", DOCKERFILE.read_text(), re.M)
+    assert healthcheck, "no exec-form HEALTHCHECK CMD in the Dockerfile"
+    cmd = json.loads(healthcheck.group(1))
+    assert cmd[0] == "python"
+    port = api.rsplit(":", 1)[1]
+    ok = subprocess.run([sys.executable, *cmd[1:]], env={**os.environ, "RECSERVE_PORT": port}, timeout=30)
+    assert ok.returncode == 0
+    closed = subprocess.run(
+        [sys.executable, *cmd[1:]],
+        env={**os.environ, "RECSERVE_PORT": str(free_port())},
+        timeout=30,
+        capture_output=True,
+    )
+    assert closed.returncode != 0
