@@ -152,28 +152,3 @@ def demo(args: argparse.Namespace) -> int:
         return 0
     finally:
         server.stop()
-
-
-def store(args: argparse.Namespace) -> int:
-    from model_store import BundleError, StoreError, open_store
-
-    s = open_store(_store_uri(args.store))
-    try:
-        if args.store_command == "list":
-            try:
-                current = s.current_version()
-            except StoreError:
-                current = None
-            for v in s.list_versions():
-                print(("* " if v == current else "  ") + v)
-        elif args.store_command == "show":
-            print(json.dumps(s.manifest(args.version), indent=1, sort_keys=True))
-        elif args.store_command == "verify":
-            version = args.version or s.current_version()
-            s.verify(version)
-            print(f"{version}: ok")
-    except BundleError as exc:
-        raise CLIError(str(exc)) from exc
-    except StoreError as exc:
-        raise CLIError(str(exc)) from exc
-    return 0
