@@ -58,9 +58,8 @@ def serve(args: argparse.Namespace) -> int:
     from service.app import create_app
     from service.settings import Settings
 
-    overrides = {
-        k: v for k, v in {"host": args.host, "port": args.port, "store_uri": args.store}.items() if v
-    }
+    given = {"host": args.host, "port": args.port, "store_uri": args.store}
+    overrides = {k: v for k, v in given.items() if v is not None}  # --port 0 is a real choice
     settings = Settings(**overrides)
     if args.workers > 1:
         os.environ["RECSERVE_STORE_URI"] = settings.store_uri

@@ -46,7 +46,7 @@ def damage(bundle: Path, fault: str) -> str:
         return MANIFEST
     if fault == "dims":  # an index of another dimension, with checksums that match it
         n_items = np.load(bundle / "item_emb.npy").shape[0]
-        index = faiss.IndexFlatIP(7)
+        index = faiss.IndexHNSWFlat(7, 8, faiss.METRIC_INNER_PRODUCT)
         index.add(np.random.default_rng(0).normal(size=(n_items, 7)).astype(np.float32))
         faiss.write_index(index, str(bundle / "index.faiss"))
         _rehash(bundle, "index.faiss")

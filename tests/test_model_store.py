@@ -220,6 +220,7 @@ def test_damaged_bundle_is_refused_naming_the_file(
     assert isinstance(info.value, expected)
     if fault in ("dims", "pickle"):  # checksums agree: only decoding can catch these
         store.verify(version)
+        assert ("dimension 7" if fault == "dims" else "pickle") in str(info.value)
     else:
         with pytest.raises(BundleError, match=bad_file.replace(".", r"\.")):
             store.verify(version)
