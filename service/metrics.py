@@ -76,6 +76,17 @@ class Metrics:
             ["reason"],
             registry=r,
         )
+        self.model_swaps = Counter(
+            "recserve_model_swaps_total",
+            "Models swapped in (startup load included).",
+            registry=r,
+        )
+        self.model_swap_seconds = Histogram(
+            "recserve_model_swap_seconds",
+            "Time to load, verify and warm a new model before swapping it in.",
+            buckets=(0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0),
+            registry=r,
+        )
         self.redis_errors = Counter(
             "recserve_redis_errors_total",
             "Redis operations that failed, by operation.",

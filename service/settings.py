@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -11,7 +11,19 @@ class Settings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="RECSERVE_", env_file=".env", extra="ignore")
 
-    store_uri: str = Field("var/store", description="Model store: a filesystem path.")
+    store_uri: str = Field("var/store", description="Model store: a filesystem path or s3://bucket/prefix.")
+    store_poll_interval: float = Field(
+        5.0, ge=0, description="Seconds between checks of the store's CURRENT for a new model; 0 = off."
+    )
+    store_cache_dir: str | None = Field(
+        None, description="Where bundles from an s3:// store are downloaded before loading (default: tmp)."
+    )
+    admin_token: SecretStr | None = Field(
+        None, description="Bearer token for /admin/*; unset = the admin endpoints do not exist."
+    )
+    warmup_queries: int = Field(
+        8, ge=0, le=1000, description="Real queries run on a new model before it is swapped in."
+    )
     redis_url: str | None = Field(None, description="Redis for precomputed lists; unset = in-process cache.")
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=0, le=65535, description="0 picks a free port.")

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from model_store.manifest import new_version_id
-from model_store.store import LocalStore
+from model_store.store import ModelStore
 from recommender.features import FeatureAssembler
 from recommender.idmap import IdMap
 from recommender.model import RecommenderModel
@@ -173,7 +173,7 @@ def train_model(
 
 
 def train_and_publish(
-    data: InteractionData, store: LocalStore, config: TrainConfig | None = None, progress: bool = True
+    data: InteractionData, store: ModelStore, config: TrainConfig | None = None, progress: bool = True
 ) -> tuple[str, dict[str, Any]]:
     config = config or TrainConfig()
     model, metrics = train_model(data, config, progress)

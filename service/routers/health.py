@@ -20,16 +20,9 @@ async def healthz() -> FastJSONResponse:
 
 @router.get("/readyz")
 async def readyz(holder: HolderDep) -> FastJSONResponse:
-    """200 once a model is loaded; details include the last load failure, if any."""
-    current = holder.current
-    body = {
-        "ready": current is not None,
-        "model_version": current.version if current else None,
-        "loaded_at": holder.loaded_at,
-        "last_error": holder.last_error,
-        "last_error_at": holder.last_error_at,
-    }
-    return FastJSONResponse(body, status_code=200 if current else 503)
+    """200 once a model is loaded; details include the last refused bundle and why, if any."""
+    body = holder.status()
+    return FastJSONResponse(body, status_code=200 if body["ready"] else 503)
 
 
 @router.get("/metrics")
