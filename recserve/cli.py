@@ -51,6 +51,14 @@ def build_parser() -> argparse.ArgumentParser:
     s = store_sub.add_parser("verify", help="check every checksum; non-zero exit names the bad file")
     s.add_argument("version", nargs="?")
     p.set_defaults(func=commands.store)
+
+    p = sub.add_parser("reproduce", help="re-run a documented experiment and write its results")
+    experiments = p.add_subparsers(dest="experiment", required=True, metavar="EXPERIMENT")
+    from training import reproduce_ml100k  # light at import time: heavy imports live in run()
+
+    e = experiments.add_parser("ml100k", help="MovieLens-100K: popularity vs retrieval vs two-stage")
+    reproduce_ml100k.add_arguments(e)
+    e.set_defaults(func=reproduce_ml100k.main)
     return parser
 
 
