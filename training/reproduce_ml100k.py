@@ -164,7 +164,7 @@ def format_table(summary: dict[str, dict[str, Any]], c: int, markdown: bool = Fa
         return "\n".join(lines)
     widths = [max(len(r[i]) for r in [head, *rows]) for i in range(len(head))]
     return "\n".join(
-        "  ".join(cell.ljust(w) for cell, w in zip(r, widths, strict=True)) for r in [head, *rows]
+        "  ".join(cell.ljust(w) for cell, w in zip(r, widths, strict=True)).rstrip() for r in [head, *rows]
     )
 
 
@@ -221,8 +221,13 @@ Mean ratio: **{summary["two_stage"]["ndcg@10_vs_retrieval"]:.3f}** (target ≥ 1
 - The ranker's labels are the last 20% of each user's *training* positives (a validation slice
   cut from the end of train, scored by an MF fitted without them); 15% of those users are held
   out for early stopping (patience 3). The test split is never used for any choice.
-- Users with no training positives get the mean embedding and genre profile of their age ×
-  gender segment (demographic cold start, done at training time).
+- Users with no training positives get the mean embedding, genre profile and recent-items
+  vector of their age × gender segment (demographic cold start, done at training time).
+- What moved the needle: a ranker over demographics, genres, year, popularity and the retrieval
+  score alone gained only ~3–5% NDCG@10; the `recent_similarity` pair feature (what the user
+  watched last, which a full-history MF vector blurs) is what lifts two-stage clearly above
+  retrieval under a time split. Early stopping on the validation users keeps the ranker from
+  overfitting its ~900 training lists.
 """
     md_path = out_dir / "ml100k.md"
     md_path.write_text(md)
@@ -266,6 +271,7 @@ def run(
     progress: bool = True,
 ) -> dict[str, dict[str, Any]]:
     """Train and evaluate ``seeds`` times, print the table (and JSON), write the report."""
+    import numpy as np
     from tqdm import tqdm
 
     from training.movielens import load_ml100k, read_ml100k
@@ -279,6 +285,8 @@ def run(
         f"{data.n_users} users, {data.n_items} items, {len(data.train_users)} train / "
         f"{len(data.test_users)} test positives."
     )
+    n_cold = int((np.bincount(data.train_users, minlength=data.n_users) == 0).sum())
+    note += f" {n_cold} user(s) have no training positive (served by the demographic cold start)."
     if raw.skipped:
         note += (
             f" {len(raw.skipped)} row(s) of u.data refer to a user or item missing from u.user/u.item"
