@@ -45,6 +45,14 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("store", help="list, verify, promote, roll back and gc the model store")
     store_cmd.add_arguments(p)
     p.set_defaults(func=store_cmd.run)
+
+    p = sub.add_parser("reproduce", help="re-run a documented experiment and write its results")
+    experiments = p.add_subparsers(dest="experiment", required=True, metavar="EXPERIMENT")
+    from training import reproduce_ml100k  # light at import time: heavy imports live in run()
+
+    e = experiments.add_parser("ml100k", help="MovieLens-100K: popularity vs retrieval vs two-stage")
+    reproduce_ml100k.add_arguments(e)
+    e.set_defaults(func=reproduce_ml100k.main)
     return parser
 
 
