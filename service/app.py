@@ -10,6 +10,7 @@ import torch
 from fastapi import FastAPI
 
 from service.errors import install_error_handlers
+from service.limits import BodySizeLimitMiddleware, apply_limits_to_openapi
 from service.metrics import Metrics, MetricsMiddleware
 from service.pipeline import ServingPipeline
 from service.routers import health, recommend, similar
@@ -46,5 +47,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(recommend.router)
     app.include_router(similar.router)
     app.include_router(health.router)
+    app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(MetricsMiddleware, metrics=metrics)
+    apply_limits_to_openapi(app, settings)
     return app
