@@ -20,6 +20,7 @@ from service.schemas import (
 
 router = APIRouter(tags=["recommend"])
 ERRORS = {
+    400: {"model": ErrorResponse, "description": "Body that cannot be decoded (e.g. not UTF-8)."},
     404: {"model": ErrorResponse, "description": "Unknown user (only with cold_start_fallback=error)."},
     413: {"model": ErrorResponse, "description": "Request body larger than max_body_bytes."},
     422: {"model": ErrorResponse, "description": "Invalid option; `field` names it."},

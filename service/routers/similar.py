@@ -12,6 +12,7 @@ from service.schemas import MAX_LIST_IDS, ErrorResponse, SimilarRequest, Similar
 
 router = APIRouter(tags=["similar-items"])
 ERRORS = {
+    400: {"model": ErrorResponse, "description": "Body that cannot be decoded (e.g. not UTF-8)."},
     404: {"model": ErrorResponse, "description": "Unknown item_id."},
     413: {"model": ErrorResponse, "description": "Request body larger than max_body_bytes."},
     422: {"model": ErrorResponse, "description": "Invalid option; `field` names it."},
