@@ -49,7 +49,13 @@ def install_error_handlers(app: FastAPI) -> None:
         errors = exc.errors()
         first = errors[0] if errors else {"loc": (), "msg": "invalid request"}
         field = _field_name(dict(first))
-        message = f"{field}: {first.get('msg')}" if field else str(first.get("msg"))
+        if first.get("type") == "json_invalid":
+            detail = (first.get("ctx") or {}).get("error", "")
+            message = (
+                f"request body is not valid JSON ({detail})" if detail else "request body is not valid JSON"
+            )
+        else:
+            message = f"{field}: {first.get('msg')}" if field else str(first.get("msg"))
         return FastJSONResponse(_body("validation_error", message, field), status_code=422)
 
     @app.exception_handler(Exception)

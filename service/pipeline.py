@@ -165,9 +165,10 @@ class ServingPipeline:
         timings: dict[str, float] = {}
         user = model.user_ids.get(query.user_id)
         recent = _known_items(model, query.recent_item_ids)
-        unknown_recent = len(set(query.recent_item_ids)) - len(np.unique(recent))
-        if unknown_recent:
-            notes.append(f"{unknown_recent} of recent_item_ids unknown to model {model.version}: ignored")
+        unknown = [i for i in dict.fromkeys(query.recent_item_ids) if i not in model.item_ids]
+        if unknown:
+            shown = ", ".join(unknown[:5]) + (f" and {len(unknown) - 5} more" if len(unknown) > 5 else "")
+            notes.append(f"recent_item_ids unknown to model {model.version}, ignored: {shown}")
         if user is not None:
             strategy = "personalized"
             if query.exclude_seen and len(recent):
@@ -271,9 +272,13 @@ class ServingPipeline:
         timings: dict[str, float] = {}
         rec = model.similar(item, query.k, timings=timings, exclude_items=excluded, allowed=allowed)
         self.metrics.observe_stages(timings)
-        body = {"model_version": model.version, "item_id": query.item_id, "source": "computed"}
+        body = {
+            "model_version": model.version,
+            "item_id": query.item_id,
+            "source": "computed",
+            "items": _items(model.item_ids.externals(rec.items), rec.scores),
+        }
         body.update(_complete(len(rec.items), query.k, []))
-        body["items"] = _items(model.item_ids.externals(rec.items), rec.scores)
         return loaded, body
 
     # -- response bodies ---------------------------------------------------------------------

@@ -55,8 +55,12 @@ class _Options(BaseModel):
     """Options shared by single and batch recommendation requests."""
 
     model_config = ConfigDict(extra="forbid")
+    # strict: JSON true/"10" are not numbers of items (pydantic's lax mode would take them).
     k: int | None = Field(
-        None, ge=1, description="How many items to return: 1..max_k; omitted = the service's default_k."
+        None,
+        ge=1,
+        strict=True,
+        description="How many items to return: 1..max_k; omitted = the service's default_k.",
     )
     exclude_seen: bool = Field(
         True, description="Leave out items the user interacted with in training (and recent_item_ids)."
@@ -98,7 +102,7 @@ class BatchRecommendRequest(_Options):
 class SimilarRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
     item_id: Id
-    k: int | None = Field(None, ge=1, description="1..max_k; omitted = default_k.")
+    k: int | None = Field(None, ge=1, strict=True, description="1..max_k; omitted = default_k.")
     exclude_item_ids: list[Id] = Field(default_factory=list, max_length=MAX_LIST_IDS)
     item_filter: ItemFilterModel | None = None
 

@@ -34,6 +34,8 @@ def _error(r, status: int) -> dict:  # type: ignore[no-untyped-def]
     [
         ({"user_id": "u1", "k": 0}, "k"),
         ({"user_id": "u1", "k": "ten"}, "k"),
+        ({"user_id": "u1", "k": True}, "k"),
+        ({"user_id": "u1", "k": 2.5}, "k"),
         ({"user_id": ""}, "user_id"),
         ({"k": 3}, "user_id"),
         ({"user_id": "u1", "colour": "red"}, "colour"),
@@ -79,7 +81,7 @@ def test_nan_and_infinity_are_rejected(api: TestClient) -> None:
 def test_malformed_json_and_missing_body(api: TestClient) -> None:
     r = api.post("/recommend", content=b'{"user_id": ', headers={"content-type": "application/json"})
     err = _error(r, 422)
-    assert err["field"] is None
+    assert err["field"] is None and "not valid JSON" in err["message"]
     assert _error(api.post("/recommend"), 422)["code"] == "validation_error"
     assert _error(api.post("/recommend", json=[1, 2]), 422)["field"] is None
 
