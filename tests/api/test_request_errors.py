@@ -135,6 +135,27 @@ def test_body_size_limit(api: TestClient) -> None:
     assert r.status_code == 200 and len(r.json()["items"]) == 3
 
 
+def test_query_list_limits(api: TestClient) -> None:
+    ids = [f"x{i}" for i in range(1001)]
+    err = _error(api.get("/recommend", params={"user_id": "u1", "exclude_item_ids": ids}), 422)
+    assert err["field"] == "exclude_item_ids" and "1000" in err["message"]
+    err = _error(api.get("/similar-items", params={"item_id": "i1", "exclude_item_ids": ids}), 422)
+    assert err["field"] == "exclude_item_ids"
+
+
+def test_unexpected_error_is_a_500_in_the_error_shape_without_traceback(published_store: Path) -> None:
+    app = create_app(Settings(store_uri=str(published_store), _env_file=None))
+
+    def broken(*_: object) -> None:
+        raise RuntimeError("secret internals")
+
+    with TestClient(app, raise_server_exceptions=False) as c:
+        app.state.pipeline.compute = broken
+        r = c.get("/recommend", params={"user_id": "u1"})
+    err = _error(r, 500)
+    assert err["code"] == "internal_error" and "secret" not in r.text
+
+
 def test_unknown_route_and_method(api: TestClient) -> None:
     assert _error(api.get("/nope"), 404)["code"] == "not_found"
     assert _error(api.delete("/recommend"), 405)["code"] == "method_not_allowed"

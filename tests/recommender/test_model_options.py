@@ -143,3 +143,15 @@ def test_explain_points_into_history(model: RecommenderModel) -> None:
         best = max(float(unit[item] @ unit[j]) for j in history)
         assert s == pytest.approx(best, abs=1e-5)
         assert float(unit[item] @ unit[h]) == pytest.approx(best, abs=1e-5)
+
+
+def test_filter_that_removes_the_approximate_top_falls_back_to_exact(model: RecommenderModel) -> None:
+    # Disallow exactly the items HNSW would return first for this query, so its oversampled
+    # answer holds no allowed item at all: the row must be redone exactly, not come back short.
+    q = model.user_emb[8:9]
+    exact_order = np.argsort(-(model.item_emb @ q[0]), kind="stable")
+    allowed = np.ones(model.n_items, bool)
+    allowed[exact_order[:60]] = False
+    cand, _, valid = model.retrieve(q, 10, allowed=allowed)
+    assert valid.all()
+    assert set(cand[0].tolist()) == set(exact_order[60:70].tolist())
