@@ -12,6 +12,7 @@ import torch
 from fastapi import FastAPI
 
 from service.errors import install_error_handlers
+from service.limits import BodySizeLimitMiddleware, apply_limits_to_openapi
 from service.metrics import Metrics, MetricsMiddleware
 from service.pipeline import ServingPipeline
 from service.routers import admin, health, recommend, similar
@@ -76,5 +77,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(health.router)
     if settings.admin_token is not None and settings.admin_token.get_secret_value():
         app.include_router(admin.router)
+    app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(MetricsMiddleware, metrics=metrics)
+    apply_limits_to_openapi(app, settings)
     return app

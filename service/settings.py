@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -34,3 +36,14 @@ class Settings(BaseSettings):
     max_k: int = Field(500, ge=1, description="Largest k a request may ask for.")
     torch_threads: int = Field(1, ge=1, description="Intra-op threads for the ranker (1 keeps latency flat).")
     log_level: str = "info"
+    max_batch_size: int = Field(
+        100, ge=1, le=10_000, description="Most users one /recommend/batch may ask for."
+    )
+    max_body_bytes: int = Field(
+        1_000_000, ge=1024, description="Largest request body accepted; larger ones get a 413."
+    )
+    cold_start_fallback: Literal["popularity", "error"] = Field(
+        "popularity",
+        description="Unknown user without recent_item_ids: popular items (within the request's "
+        "filter) or a 404 unknown_user.",
+    )
