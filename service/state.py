@@ -100,6 +100,11 @@ class ModelHolder:
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
     _store: ModelStore | None = field(default=None, repr=False)
 
+    def set_store_uri(self, uri: str) -> None:
+        """Point the holder at another store (the next load opens it)."""
+        self.store_uri = uri
+        self._store = None
+
     def store(self) -> ModelStore:
         if self._store is None:
             self._store = open_store(self.store_uri, cache_dir=self.cache_dir)

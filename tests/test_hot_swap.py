@@ -17,6 +17,7 @@ from model_store.manifest import new_version_id
 from model_store.store import clone_model
 from recommender.model import RecommenderModel
 from service.app import create_app
+from service.pipeline import RecommendQuery
 from service.settings import Settings
 
 TOKEN = "t0ken-for-tests"
@@ -173,7 +174,9 @@ def test_an_in_flight_request_finishes_on_the_model_it_started_with(
 
     old.model.recommend = slow_recommend  # type: ignore[method-assign]
     result: dict[str, object] = {}
-    worker = threading.Thread(target=lambda: result.update(pipeline.recommend(model.user_ids.ids[0], 5)[1]))
+    worker = threading.Thread(
+        target=lambda: result.update(pipeline.recommend(RecommendQuery(model.user_ids.ids[0], 5))[1])
+    )
     worker.start()
     assert entered.wait(10)
     new = store.publish(clone_model(model, new_version_id()))

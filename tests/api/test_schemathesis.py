@@ -89,7 +89,7 @@ def map_query(context: schemathesis.HookContext, query: dict[str, Any]) -> dict[
 
 @pytest.fixture(autouse=True, scope="module")
 def _serve_published_model(published_store: Path) -> None:
-    APP.state.holder.store_uri = str(published_store)
+    APP.state.holder.set_store_uri(str(published_store))
     assert APP.state.holder.load_current()
 
 
