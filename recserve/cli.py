@@ -11,7 +11,7 @@ import logging
 import sys
 from collections.abc import Sequence
 
-from recserve import commands
+from recserve import commands, precompute_cmd
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -51,6 +51,10 @@ def build_parser() -> argparse.ArgumentParser:
     s = store_sub.add_parser("verify", help="check every checksum; non-zero exit names the bad file")
     s.add_argument("version", nargs="?")
     p.set_defaults(func=commands.store)
+
+    p = sub.add_parser("precompute", help="write every user's and item's top-N list to Redis")
+    precompute_cmd.add_arguments(p)
+    p.set_defaults(func=precompute_cmd.run)
     return parser
 
 

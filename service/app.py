@@ -9,6 +9,7 @@ from contextlib import asynccontextmanager
 import torch
 from fastapi import FastAPI
 
+from service.cache import build_cache
 from service.errors import install_error_handlers
 from service.metrics import Metrics, MetricsMiddleware
 from service.pipeline import ServingPipeline
@@ -24,6 +25,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
     metrics = Metrics()
     holder = ModelHolder(settings.store_uri, metrics, n_candidates=settings.n_candidates)
+    cache = build_cache(settings, metrics)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -31,6 +33,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         if not holder.load_current():
             log.warning("starting without a model: %s", holder.last_error)
         yield
+        if cache is not None:
+            cache.close()
 
     app = FastAPI(
         title="recserve",
@@ -41,7 +45,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.metrics = metrics
     app.state.holder = holder
-    app.state.pipeline = ServingPipeline(holder, settings, metrics)
+    app.state.cache = cache
+    app.state.pipeline = ServingPipeline(holder, settings, metrics, cache)
     install_error_handlers(app)
     app.include_router(recommend.router)
     app.include_router(similar.router)

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import numpy as np
 
+from service.cache import ListCache
 from service.errors import APIError
 from service.metrics import Metrics
 from service.settings import Settings
@@ -19,10 +21,13 @@ class ServingPipeline:
     of a request cannot mix two models in one answer.
     """
 
-    def __init__(self, holder: ModelHolder, settings: Settings, metrics: Metrics) -> None:
+    def __init__(
+        self, holder: ModelHolder, settings: Settings, metrics: Metrics, cache: ListCache | None = None
+    ) -> None:
         self.holder = holder
         self.settings = settings
         self.metrics = metrics
+        self.cache = cache
 
     def loaded(self) -> LoadedModel:
         current = self.holder.current
@@ -47,15 +52,22 @@ class ServingPipeline:
             raise APIError(
                 404, "unknown_user", f"user_id {user_id!r} is not known to model {model.version}", "user_id"
             )
+        # Cache hook: precomputed lists exclude seen items, so only exclude_seen=True may use them.
+        cached = self._cached("recommend", "rec", loaded, user_id, k, cacheable=exclude_seen)
+        if cached is not None:
+            return loaded, {"model_version": model.version, "user_id": user_id, **cached}
         timings: dict[str, float] = {}
-        rec = model.recommend(np.array([user]), k, exclude_seen=exclude_seen, timings=timings)[0]
+        n = self.cache.compute_k(k, exclude_seen) if self.cache else k
+        rec = model.recommend(np.array([user]), n, exclude_seen=exclude_seen, timings=timings)[0]
         self.metrics.observe_stages(timings)
         self.metrics.candidates.observe(min(model.n_candidates, model.n_items))
+        if self.cache is not None and exclude_seen:
+            self.cache.store("rec", model.version, user_id, rec.items, rec.scores, k)
         body = {
             "model_version": model.version,
             "user_id": user_id,
             "source": "computed",
-            "items": _items(model.item_ids.externals(rec.items), rec.scores),
+            "items": _items(model.item_ids.externals(rec.items[:k]), rec.scores[:k]),
         }
         return loaded, body
 
@@ -68,16 +80,39 @@ class ServingPipeline:
             raise APIError(
                 404, "unknown_item", f"item_id {item_id!r} is not known to model {model.version}", "item_id"
             )
+        cached = self._cached("similar", "sim", loaded, item_id, k)
+        if cached is not None:
+            return loaded, {"model_version": model.version, "item_id": item_id, **cached}
         timings: dict[str, float] = {}
-        rec = model.similar(item, k, timings=timings)
+        n = self.cache.compute_k(k) if self.cache else k
+        rec = model.similar(item, n, timings=timings)
         self.metrics.observe_stages(timings)
+        if self.cache is not None:
+            self.cache.store("sim", model.version, item_id, rec.items, rec.scores, k)
         body = {
             "model_version": model.version,
             "item_id": item_id,
             "source": "computed",
-            "items": _items(model.item_ids.externals(rec.items), rec.scores),
+            "items": _items(model.item_ids.externals(rec.items[:k]), rec.scores[:k]),
         }
         return loaded, body
+
+    # -- cache hook (issue 7): look up first; None = compute. Request options map onto
+    # cache.lookup's cacheable / excluded_ids / allowed (see service.cache.answer_from_cached).
+    def _cached(
+        self, endpoint: str, kind: str, loaded: LoadedModel, key_id: str, k: int, cacheable: bool = True
+    ) -> dict[str, Any] | None:
+        if self.cache is None:
+            return None
+        model = loaded.model
+        start = time.perf_counter()
+        found = self.cache.lookup(
+            endpoint, kind, model.version, key_id, model.item_ids, model.n_items, k, cacheable=cacheable
+        )
+        self.metrics.stage_latency.labels("cache").observe(time.perf_counter() - start)
+        if found.items is None:
+            return None
+        return {"source": "cache", "items": [{"item_id": i, "score": s} for i, s in found.items]}
 
 
 def _items(ids: list[str], scores: np.ndarray) -> list[dict[str, Any]]:

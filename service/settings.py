@@ -20,3 +20,19 @@ class Settings(BaseSettings):
     max_k: int = Field(500, ge=1, description="Largest k a request may ask for.")
     torch_threads: int = Field(1, ge=1, description="Intra-op threads for the ranker (1 keeps latency flat).")
     log_level: str = "info"
+
+    # -- precomputed lists (service/cache.py, training/precompute.py) --
+    cache_list_size: int = Field(
+        100, ge=1, le=10_000, description="N: length of stored top-N lists; k > N is always computed."
+    )
+    cache_size: int = Field(50_000, ge=0, description="In-process LRU entries when no Redis; 0 = no cache.")
+    redis_prefix: str = Field(
+        "recserve", min_length=1, description="Key prefix: {prefix}:{version}:rec:{id}."
+    )
+    redis_ttl_s: int = Field(86_400, ge=1, description="TTL of stored lists (precompute and write-back).")
+    redis_socket_timeout_s: float = Field(0.05, gt=0, description="Per-command timeout: a slow Redis = miss.")
+    redis_connect_timeout_s: float = Field(0.1, gt=0)
+    redis_breaker_failures: int = Field(3, ge=1, description="Consecutive errors that open the breaker.")
+    redis_breaker_reset_s: float = Field(5.0, gt=0, description="Seconds without Redis calls once open.")
+    redis_ready_check_s: float = Field(5.0, ge=0, description="How often the ready marker is re-checked.")
+    redis_write_back: bool = Field(True, description="Store lists computed on a miss (ready versions only).")
