@@ -1,4 +1,4 @@
-"""Redis killed, restarted empty and frozen under load against a real uvicorn process: zero 5xx.
+"""Redis frozen, killed and restarted empty under load against a real uvicorn process: zero 5xx.
 
 The service runs as a separate process (``uvicorn service.app:create_app --factory``), exactly as
 deployed; Redis is a private ``redis-server`` this test starts, kills, restarts and SIGSTOPs.
@@ -124,18 +124,14 @@ def test_redis_outage_under_load_costs_no_request(
 ) -> None:
     _precompute(published_store, redis_server.url)
     rng = random.Random(0)
-    # (request index at which it happens, action)
+    pid = lambda: redis_server.proc.pid  # noqa: E731  (changes on restart)
+    # request index → (phase name, action, seconds to let the breaker reset and the marker be seen)
     schedule = {
-        250: ("kill", redis_server.kill),
-        500: ("restart empty", redis_server.start),
-        700: ("freeze (SIGSTOP)", lambda: os.kill(redis_server.proc.pid, signal.SIGSTOP)),
-        850: (
-            "thaw (SIGCONT) + precompute again",
-            lambda: (
-                os.kill(redis_server.proc.pid, signal.SIGCONT),
-                _precompute(published_store, redis_server.url),
-            ),
-        ),
+        200: ("frozen (SIGSTOP)", lambda: os.kill(pid(), signal.SIGSTOP), 0),
+        400: ("thawed", lambda: os.kill(pid(), signal.SIGCONT), 1.2),
+        550: ("killed", redis_server.kill, 0),
+        750: ("restarted empty", redis_server.start, 0),
+        900: ("precomputed again", lambda: _precompute(published_store, redis_server.url), 1.2),
     }
     phase = "normal"
     statuses: Counter[int] = Counter()
@@ -144,10 +140,9 @@ def test_redis_outage_under_load_costs_no_request(
     with httpx.Client(base_url=service.url, timeout=30) as http:
         for n in range(1200):
             if n in schedule:
-                phase, action = schedule[n]
+                phase, action, pause = schedule[n]
                 action()
-                if n == 850:
-                    time.sleep(1.2)  # breaker reset (1 s) and ready re-check (0.5 s) pass
+                time.sleep(pause)  # breaker reset (1 s) and ready re-check (0.5 s) pass
             if rng.random() < 0.7:
                 path, params = "/recommend", {"user_id": f"u{rng.randrange(300)}", "k": 10}
             else:
@@ -167,15 +162,16 @@ def test_redis_outage_under_load_costs_no_request(
             f"max {values[-1] * 1e3:6.1f} ms, sources {dict(sources.get(phase, {}))}"
         )
     assert statuses == Counter({200: 1200}), statuses
-    assert sources["normal"]["cache"] > 0.9 * sum(sources["normal"].values())
-    assert set(sources["kill"]) == {"computed"}
-    assert set(sources["restart empty"]) == {"computed"}  # no ready marker in the new server
-    assert set(sources["freeze (SIGSTOP)"]) == {"computed"}
-    # recovered by itself: the breaker closed again and the new marker was seen
-    assert sources["thaw (SIGCONT) + precompute again"]["cache"] > 0.9 * 350
+    assert sources["normal"]["cache"] > 0.9 * 200
+    assert set(sources["frozen (SIGSTOP)"]) == {"computed"}  # timeouts, then the open breaker
+    assert sources["thawed"]["cache"] > 0.9 * 150  # recovered by itself: the breaker closed again
+    assert set(sources["killed"]) == {"computed"}
+    assert set(sources["restarted empty"]) == {"computed"}  # no ready marker in the new server
+    assert sources["precomputed again"]["cache"] > 0.9 * 300
     errors = {
         op: float(v)
         for op, v in re.findall(r'recserve_redis_errors_total\{op="(\w+)"\} ([0-9.e+]+)', metrics)
     }
-    assert sum(errors.values()) >= 2, errors
+    print("redis errors:", errors)
+    assert errors.get("get", 0) + errors.get("ready", 0) >= 2, errors
     assert sum(errors.values()) < 100, errors  # the breaker kept an outage from costing every request
