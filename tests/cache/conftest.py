@@ -3,10 +3,6 @@ and throw-away ``redis-server`` processes on free ports for outage tests."""
 
 from __future__ import annotations
 
-import shutil
-import socket
-import subprocess
-import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,64 +10,11 @@ from pathlib import Path
 import pytest
 import redis
 
+from benchmarks.procs import RedisProcess, free_port
+
+__all__ = ["SHARED_REDIS_URL", "RedisProcess", "free_port"]
+
 SHARED_REDIS_URL = "redis://127.0.0.1:6379/0"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-class RedisServer:
-    """A ``redis-server`` child process without persistence (a restart loses every key)."""
-
-    def __init__(self, port: int, workdir: Path) -> None:
-        self.port = port
-        self.workdir = workdir
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    @property
-    def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
-
-    def start(self, timeout: float = 10.0) -> None:
-        exe = shutil.which("redis-server")
-        assert exe, "redis-server must be installed for the cache tests"
-        self.proc = subprocess.Popen(
-            [
-                exe,
-                "--port",
-                str(self.port),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-                "--dir",
-                str(self.workdir),
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        client = redis.Redis(port=self.port, socket_connect_timeout=0.2)
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                client.ping()
-                break
-            except redis.ConnectionError:
-                if self.proc.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(f"redis-server did not start on port {self.port}") from None
-                time.sleep(0.05)
-        client.close()
-
-    def kill(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait(10)
-        self.proc = None
 
 
 @pytest.fixture(scope="session")
@@ -93,16 +36,8 @@ def redis_prefix(shared_redis: redis.Redis) -> Iterator[str]:
 
 
 @pytest.fixture
-def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
-    """A private redis-server on a free port (retried if another process grabs the port)."""
-    for _ in range(5):
-        server = RedisServer(free_port(), tmp_path)
-        try:
-            server.start()
-            break
-        except RuntimeError:
-            server.kill()
-    else:
-        raise RuntimeError("could not start a redis-server on a free port")
+def redis_server(tmp_path: Path) -> Iterator[RedisProcess]:
+    """A private redis-server on a free port, killed afterwards."""
+    server = RedisProcess.on_free_port(tmp_path)
     yield server
     server.kill()

@@ -19,7 +19,7 @@ from service.cache import (
 from service.metrics import Metrics
 from service.settings import Settings
 
-from .conftest import SHARED_REDIS_URL, RedisServer, free_port
+from .conftest import SHARED_REDIS_URL, RedisProcess, free_port
 
 
 class FakeClock:
@@ -132,7 +132,7 @@ def test_unreachable_redis_is_counted_then_the_breaker_stops_trying() -> None:
     b.close()
 
 
-def test_the_backend_recovers_by_itself_after_a_restart(redis_server: RedisServer) -> None:
+def test_the_backend_recovers_by_itself_after_a_restart(redis_server: RedisProcess) -> None:
     metrics = Metrics()
     clock = FakeClock()
     b = backend(

@@ -7,13 +7,9 @@ deployed; Redis is a private ``redis-server`` this test starts, kills, restarts 
 from __future__ import annotations
 
 import os
-import queue
 import random
 import re
 import signal
-import subprocess
-import sys
-import threading
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -23,79 +19,18 @@ import httpx
 import pytest
 import redis
 
+from benchmarks.procs import RedisProcess, ServiceProcess
 from model_store import LocalStore
 from service.settings import Settings
 from training.precompute import PrecomputeConfig, precompute
-
-from .conftest import RedisServer
 
 pytestmark = pytest.mark.slow
 
 PREFIX = "outage"
 
 
-class Service:
-    """A uvicorn child process on a free port (``--port 0``; the port is read from its log)."""
-
-    def __init__(self, env: dict[str, str], cwd: Path) -> None:
-        self.proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "uvicorn",
-                "service.app:create_app",
-                "--factory",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                "0",
-                "--no-access-log",
-                "--log-level",
-                "info",
-            ],
-            env=env,
-            cwd=cwd,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        self.lines: queue.Queue[str] = queue.Queue()
-        self.log: list[str] = []
-        threading.Thread(target=self._drain, daemon=True).start()
-        self.url = self._wait_for_port()
-
-    def _drain(self) -> None:
-        assert self.proc.stderr is not None
-        for line in self.proc.stderr:
-            self.log.append(line)
-            self.lines.put(line)
-
-    def _wait_for_port(self, timeout: float = 60.0) -> str:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            try:
-                line = self.lines.get(timeout=0.5)
-            except queue.Empty:
-                if self.proc.poll() is not None:
-                    break
-                continue
-            found = re.search(r"Uvicorn running on (http://127\.0\.0\.1:\d+)", line)
-            if found:
-                return found.group(1)
-        raise RuntimeError("service did not start:\n" + "".join(self.log))
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGINT)
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(10)
-
-
 @pytest.fixture
-def service(published_store: Path, redis_server: RedisServer, tmp_path: Path) -> Iterator[Service]:
+def service(published_store: Path, redis_server: RedisProcess, tmp_path: Path) -> Iterator[ServiceProcess]:
     env = {
         **os.environ,
         "RECSERVE_STORE_URI": str(published_store),
@@ -106,7 +41,7 @@ def service(published_store: Path, redis_server: RedisServer, tmp_path: Path) ->
         "RECSERVE_REDIS_BREAKER_RESET_S": "1.0",
         "RECSERVE_REDIS_READY_CHECK_S": "0.5",
     }
-    svc = Service(env, tmp_path)  # cwd without a .env file: only this environment counts
+    svc = ServiceProcess(env, tmp_path)  # cwd without a .env file: only this environment counts
     yield svc
     svc.stop()
 
@@ -120,7 +55,7 @@ def _precompute(published_store: Path, url: str) -> None:
 
 
 def test_redis_outage_under_load_costs_no_request(
-    published_store: Path, redis_server: RedisServer, service: Service
+    published_store: Path, redis_server: RedisProcess, service: ServiceProcess
 ) -> None:
     _precompute(published_store, redis_server.url)
     rng = random.Random(0)
