@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import os
 import random
+import re
 import statistics
 import tempfile
 import time
@@ -70,6 +71,14 @@ def run_requests(url: str, requests: list[tuple[str, dict]]) -> tuple[list[float
     return latencies, sources
 
 
+def stage_means(url: str) -> dict[str, float]:
+    """Mean seconds per pipeline stage inside the service (from its /metrics), without HTTP."""
+    text = httpx.get(f"{url}/metrics").text
+    sums = dict(re.findall(r'recserve_stage_latency_seconds_sum\{stage="(\w+)"\} (\S+)', text))
+    counts = dict(re.findall(r'recserve_stage_latency_seconds_count\{stage="(\w+)"\} (\S+)', text))
+    return {stage: float(sums[stage]) / float(n) for stage, n in counts.items() if float(n) > 0}
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--store", type=Path, default=None, help="use this store's CURRENT model")
@@ -81,7 +90,7 @@ def main() -> int:
 
     with tempfile.TemporaryDirectory(prefix="cache-bench-") as tmp:
         tmpdir = Path(tmp)
-        store = args.store or tmpdir / "store"
+        store = (args.store or tmpdir / "store").resolve()  # services run in another cwd
         ensure_model(store, args.small)
         model, _ = LocalStore(store).load()
         model.n_candidates = Settings(_env_file=None).n_candidates
@@ -133,6 +142,10 @@ def main() -> int:
                         f"{path:<15} {name:<10} {p50 * 1e3:8.2f} {p99 * 1e3:8.2f} {mean * 1e3:8.2f}  "
                         f"{dict(sources)}"
                     )
+            print("\nmean in-process stage time (both endpoints, warm-up included), µs:")
+            for name, svc in services.items():
+                means = stage_means(svc.url)
+                print(f"  {name:<10} " + ", ".join(f"{k} {v * 1e6:.0f}" for k, v in sorted(means.items())))
         finally:
             for svc in services.values():
                 svc.stop()

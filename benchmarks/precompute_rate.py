@@ -125,14 +125,17 @@ def main() -> int:
         try:
             client = redis.Redis.from_url(server.url, socket_timeout=60)
             config = PrecomputeConfig(n=args.n, prefix="bench", batch_size=args.batch_size)
+            cpu = time.process_time()
             report = precompute(model, client, config, progress=True)
+            cpu = time.process_time() - cpu
             used = client.info("memory")["used_memory"]
             client.close()
         finally:
             server.kill()
     print(
         f"precompute: {report.keys:,} keys in {report.seconds:.1f} s = {report.keys_per_s:,.0f} keys/s "
-        f"({args.threads} thread(s)); {report.bytes / report.keys:.0f} bytes/list, "
+        f"({args.threads} thread(s)); {report.keys / cpu:,.0f} keys per CPU-second of this process "
+        f"(wall rate depends on the machine's load); {report.bytes / report.keys:.0f} bytes/list, "
         f"Redis used_memory {used / 2**20:.0f} MiB"
     )
     return 0

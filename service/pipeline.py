@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -98,16 +99,34 @@ class ServingPipeline:
         return loaded, body
 
     # -- cache hook (issue 7): look up first; None = compute. Request options map onto
-    # cache.lookup's cacheable / excluded_ids / allowed (see service.cache.answer_from_cached).
+    # cacheable (False for anything that changes the ranking itself), excluded_ids and allowed
+    # (post-filters on the cached list; see service.cache.answer_from_cached).
     def _cached(
-        self, endpoint: str, kind: str, loaded: LoadedModel, key_id: str, k: int, cacheable: bool = True
+        self,
+        endpoint: str,
+        kind: str,
+        loaded: LoadedModel,
+        key_id: str,
+        k: int,
+        cacheable: bool = True,
+        excluded_ids: set[str] | frozenset[str] = frozenset(),
+        allowed: Callable[[str], bool] | None = None,
     ) -> dict[str, Any] | None:
         if self.cache is None:
             return None
         model = loaded.model
         start = time.perf_counter()
         found = self.cache.lookup(
-            endpoint, kind, model.version, key_id, model.item_ids, model.n_items, k, cacheable=cacheable
+            endpoint,
+            kind,
+            model.version,
+            key_id,
+            model.item_ids,
+            model.n_items,
+            k,
+            cacheable=cacheable,
+            excluded_ids=excluded_ids,
+            allowed=allowed,
         )
         self.metrics.stage_latency.labels("cache").observe(time.perf_counter() - start)
         if found.items is None:
