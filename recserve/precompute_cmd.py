@@ -36,12 +36,18 @@ def run(args: argparse.Namespace) -> int:
     import faiss
     import redis
     import torch
+    from pydantic import ValidationError
 
     from model_store import StoreError, open_store
     from service.settings import Settings
     from training.precompute import PrecomputeConfig, precompute
 
-    settings = Settings()
+    try:
+        settings = Settings()
+    except ValidationError as exc:
+        raise CLIError(
+            f"invalid RECSERVE_* setting: {exc.errors()[0]['loc'][0]}: {exc.errors()[0]['msg']}"
+        ) from exc
     url = args.redis_url or settings.redis_url
     if not url:
         raise CLIError("no Redis to write to: pass --redis-url or set RECSERVE_REDIS_URL")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -36,3 +36,16 @@ class Settings(BaseSettings):
     redis_breaker_reset_s: float = Field(5.0, gt=0, description="Seconds without Redis calls once open.")
     redis_ready_check_s: float = Field(5.0, ge=0, description="How often the ready marker is re-checked.")
     redis_write_back: bool = Field(True, description="Store lists computed on a miss (ready versions only).")
+
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_url_scheme(cls, value: str | None) -> str | None:
+        """Refuse a malformed URL at startup, naming the setting, instead of on the first request.
+
+        An empty value (``RECSERVE_REDIS_URL=`` in a compose file) means "no Redis".
+        """
+        if not value:
+            return None
+        if not value.startswith(("redis://", "rediss://", "unix://")):
+            raise ValueError(f"must start with redis://, rediss:// or unix://, got {value!r}")
+        return value

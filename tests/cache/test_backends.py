@@ -208,3 +208,9 @@ def test_build_cache_follows_the_settings() -> None:
     remote = build_cache(Settings(redis_url=SHARED_REDIS_URL, redis_prefix="x", _env_file=None), metrics)
     assert isinstance(remote.backend, RedisBackend) and remote.prefix == "x"
     remote.close()
+
+
+def test_a_malformed_redis_url_is_refused_naming_the_setting() -> None:
+    with pytest.raises(ValueError, match=r"redis_url[\s\S]*must start with redis://"):
+        Settings(redis_url="localhost:6379", _env_file=None)
+    assert Settings(redis_url="", _env_file=None).redis_url is None  # empty = no Redis

@@ -165,3 +165,12 @@ def test_cli_without_a_published_model_names_the_store(
 ) -> None:
     assert main(["precompute", "--store", str(tmp_path / "empty"), "--redis-url", SHARED_REDIS_URL]) == 2
     assert "no model published in store" in capsys.readouterr().err
+
+
+def test_cli_names_a_malformed_setting(
+    published_store: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("RECSERVE_REDIS_URL", "localhost:6379")
+    assert main(["precompute", "--store", str(published_store)]) == 2
+    err = capsys.readouterr().err
+    assert "invalid RECSERVE_* setting: redis_url" in err and "Traceback" not in err
