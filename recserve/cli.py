@@ -11,7 +11,7 @@ import logging
 import sys
 from collections.abc import Sequence
 
-from recserve import commands, store_cmd
+from recserve import commands, precompute_cmd, store_cmd
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -53,6 +53,10 @@ def build_parser() -> argparse.ArgumentParser:
     e = experiments.add_parser("ml100k", help="MovieLens-100K: popularity vs retrieval vs two-stage")
     reproduce_ml100k.add_arguments(e)
     e.set_defaults(func=reproduce_ml100k.main)
+
+    p = sub.add_parser("precompute", help="write every user's and item's top-N list to Redis")
+    precompute_cmd.add_arguments(p)
+    p.set_defaults(func=precompute_cmd.run)
     return parser
 
 

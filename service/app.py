@@ -11,6 +11,7 @@ from contextlib import asynccontextmanager
 import torch
 from fastapi import FastAPI
 
+from service.cache import build_cache
 from service.errors import install_error_handlers
 from service.limits import BodySizeLimitMiddleware, apply_limits_to_openapi
 from service.metrics import Metrics, MetricsMiddleware
@@ -44,6 +45,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         warmup_queries=settings.warmup_queries,
         cache_dir=settings.store_cache_dir,
     )
+    cache = build_cache(settings, metrics)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -56,6 +58,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         try:
             yield
         finally:
+            if cache is not None:
+                cache.close()
             if poller is not None:
                 poller.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
@@ -70,7 +74,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.metrics = metrics
     app.state.holder = holder
-    app.state.pipeline = ServingPipeline(holder, settings, metrics)
+    app.state.cache = cache
+    app.state.pipeline = ServingPipeline(holder, settings, metrics, cache)
     install_error_handlers(app)
     app.include_router(recommend.router)
     app.include_router(similar.router)

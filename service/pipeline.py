@@ -10,6 +10,8 @@ query's exclusions/filter) or ``None``, and then ``compute`` runs the model.
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,6 +19,7 @@ import numpy as np
 
 from recommender.filters import ItemFilter, UnknownAttribute
 from recommender.model import Recommendations, RecommenderModel
+from service.cache import ListCache
 from service.errors import APIError
 from service.metrics import Metrics
 from service.schemas import BatchRecommendRequest, ItemFilterModel, RecommendRequest, SimilarRequest
@@ -85,10 +88,13 @@ class ServingPipeline:
     of a request cannot mix two models in one answer.
     """
 
-    def __init__(self, holder: ModelHolder, settings: Settings, metrics: Metrics) -> None:
+    def __init__(
+        self, holder: ModelHolder, settings: Settings, metrics: Metrics, cache: ListCache | None = None
+    ) -> None:
         self.holder = holder
         self.settings = settings
         self.metrics = metrics
+        self.cache = cache
 
     # -- request normalisation ---------------------------------------------------------------
     def loaded(self) -> LoadedModel:
@@ -154,8 +160,37 @@ class ServingPipeline:
         return loaded, body
 
     def lookup(self, loaded: LoadedModel, query: RecommendQuery) -> dict[str, Any] | None:
-        """The cache hook: a finished body for ``query`` or ``None`` (compute). No cache yet."""
-        return None
+        """The cache hook: a finished body for ``query`` from a precomputed list, or ``None``.
+
+        Stored lists are a known user's top N with seen items excluded, so only such queries may
+        use them; exclusions and filters post-filter the list (``answer_from_cached``), and
+        options that change the ranking itself (recent items, diversity, explain) always compute.
+        """
+        model = loaded.model
+        if self.cache is None or model.user_ids.get(query.user_id) is None:
+            return None
+        cacheable = query.exclude_seen and not query.needs_compute
+        items = self._cached(
+            "recommend",
+            "rec",
+            loaded,
+            query.user_id,
+            query.k,
+            cacheable,
+            query.exclude_item_ids,
+            _mask(model, query.item_filter) if cacheable else None,
+        )
+        if items is None:
+            return None
+        return {
+            "model_version": model.version,
+            "user_id": query.user_id,
+            "source": "cache",
+            "strategy": "personalized",
+            "items": items,
+            "complete": True,
+            "notes": [],
+        }
 
     def compute(self, loaded: LoadedModel, query: RecommendQuery) -> dict[str, Any]:
         model = loaded.model
@@ -173,15 +208,24 @@ class ServingPipeline:
             strategy = "personalized"
             if query.exclude_seen and len(recent):
                 excluded = np.concatenate([excluded, recent])
+            # A plain query computes the cache's N items (same top k, a few µs more) and stores them.
+            store = self.cache is not None and query.plain and query.exclude_seen
+            n = query.k
+            if store and self.cache is not None:
+                # never past the model's candidate count: more would rank a different candidate list
+                n = min(self.cache.compute_k(query.k), max(query.k, model.n_candidates))
             rec = model.recommend(
                 np.array([user]),
-                query.k,
+                n,
                 exclude_seen=query.exclude_seen,
                 timings=timings,
                 exclude_items=excluded,
                 allowed=allowed,
                 diversity=query.diversity,
             )[0]
+            if store and self.cache is not None:
+                self.cache.store("rec", model.version, query.user_id, rec.items, rec.scores, query.k)
+                rec = _head(rec, query.k)
             history = model.seen(user)
             self.metrics.candidates.observe(min(model.n_candidates, model.n_items))
         elif len(recent):
@@ -268,10 +312,27 @@ class ServingPipeline:
                 "item_id",
             )
         allowed = _mask(model, query.item_filter)
+        cached = self._cached(
+            "similar", "sim", loaded, query.item_id, query.k, True, query.exclude_item_ids, allowed
+        )
+        if cached is not None:
+            body = {
+                "model_version": model.version,
+                "item_id": query.item_id,
+                "source": "cache",
+                "items": cached,
+            }
+            body.update(_complete(len(cached), query.k, []))
+            return loaded, body
         excluded = _known_items(model, query.exclude_item_ids)
+        store = self.cache is not None and not query.exclude_item_ids and query.item_filter is None
+        n = self.cache.compute_k(query.k) if store and self.cache is not None else query.k
         timings: dict[str, float] = {}
-        rec = model.similar(item, query.k, timings=timings, exclude_items=excluded, allowed=allowed)
+        rec = model.similar(item, n, timings=timings, exclude_items=excluded, allowed=allowed)
         self.metrics.observe_stages(timings)
+        if store and self.cache is not None:
+            self.cache.store("sim", model.version, query.item_id, rec.items, rec.scores, query.k)
+            rec = _head(rec, query.k)
         body = {
             "model_version": model.version,
             "item_id": query.item_id,
@@ -280,6 +341,40 @@ class ServingPipeline:
         }
         body.update(_complete(len(rec.items), query.k, []))
         return loaded, body
+
+    # -- cache hook (issue 7): look up first; None = compute --------------------------------
+    def _cached(
+        self,
+        endpoint: str,
+        kind: str,
+        loaded: LoadedModel,
+        key_id: str,
+        k: int,
+        cacheable: bool,
+        exclude_item_ids: tuple[str, ...],
+        allowed: np.ndarray | None,
+    ) -> list[dict[str, Any]] | None:
+        """Items for the answer from a stored list (post-filtered), or None. Counts the outcome."""
+        if self.cache is None:
+            return None
+        model = loaded.model
+        start = time.perf_counter()
+        found = self.cache.lookup(
+            endpoint,
+            kind,
+            model.version,
+            key_id,
+            model.item_ids,
+            model.n_items,
+            k,
+            cacheable=cacheable,
+            excluded_ids=frozenset(exclude_item_ids),
+            allowed=_predicate(model, allowed),
+        )
+        self.metrics.stage_latency.labels("cache").observe(time.perf_counter() - start)
+        if found.items is None:
+            return None
+        return [{"item_id": i, "score": s} for i, s in found.items]
 
     # -- response bodies ---------------------------------------------------------------------
     def _list_body(
@@ -315,6 +410,18 @@ def _mask(model: RecommenderModel, item_filter: ItemFilter | None) -> np.ndarray
         return model.filter_mask(item_filter)
     except UnknownAttribute as exc:
         raise APIError(422, "unknown_attribute", str(exc), f"item_filter.{exc.side}.{exc.attribute}") from exc
+
+
+def _predicate(model: RecommenderModel, mask: np.ndarray | None) -> Callable[[str], bool] | None:
+    """An item-filter mask as a predicate on external ids, for post-filtering cached lists."""
+    if mask is None:
+        return None
+    index = model.item_ids.index
+    return lambda item_id: bool(mask[index(item_id)])
+
+
+def _head(rec: Recommendations, k: int) -> Recommendations:
+    return Recommendations(rec.items[:k], rec.scores[:k], rec.retrieval_scores[:k])
 
 
 def _known_items(model: RecommenderModel, ids: tuple[str, ...]) -> np.ndarray:

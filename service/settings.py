@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -47,3 +47,32 @@ class Settings(BaseSettings):
         description="Unknown user without recent_item_ids: popular items (within the request's "
         "filter) or a 404 unknown_user.",
     )
+
+    # -- precomputed lists (service/cache.py, training/precompute.py) --
+    cache_list_size: int = Field(
+        100, ge=1, le=10_000, description="N: length of stored top-N lists; k > N is always computed."
+    )
+    cache_size: int = Field(50_000, ge=0, description="In-process LRU entries when no Redis; 0 = no cache.")
+    redis_prefix: str = Field(
+        "recserve", min_length=1, description="Key prefix: {prefix}:{version}:rec:{id}."
+    )
+    redis_ttl_s: int = Field(86_400, ge=1, description="TTL of stored lists (precompute and write-back).")
+    redis_socket_timeout_s: float = Field(0.05, gt=0, description="Per-command timeout: a slow Redis = miss.")
+    redis_connect_timeout_s: float = Field(0.1, gt=0)
+    redis_breaker_failures: int = Field(3, ge=1, description="Consecutive errors that open the breaker.")
+    redis_breaker_reset_s: float = Field(5.0, gt=0, description="Seconds without Redis calls once open.")
+    redis_ready_check_s: float = Field(5.0, ge=0, description="How often the ready marker is re-checked.")
+    redis_write_back: bool = Field(True, description="Store lists computed on a miss (ready versions only).")
+
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_url_scheme(cls, value: str | None) -> str | None:
+        """Refuse a malformed URL at startup, naming the setting, instead of on the first request.
+
+        An empty value (``RECSERVE_REDIS_URL=`` in a compose file) means "no Redis".
+        """
+        if not value:
+            return None
+        if not value.startswith(("redis://", "rediss://", "unix://")):
+            raise ValueError(f"must start with redis://, rediss:// or unix://, got {value!r}")
+        return value
