@@ -40,7 +40,7 @@ class MFConfig:
     cosine: bool = True  # score = cosine similarity (normalised embeddings), as in the authors' SL/SL@K
     seed: int = 0
     init: str = "auto"  # "normal" (N(0,1), nn.Embedding default) | "xavier" | "auto": xavier if not cosine
-    quantile_samples: int = 1000  # SL@K: how many of the sampled negatives estimate beta (cost vs accuracy)
+    quantile_samples: int = 256  # SL@K: how many sampled negatives estimate beta (top-k cost vs accuracy)
     eval_every: int = 1  # call eval_fn every this many epochs
     select_metric: str | None = None  # e.g. "ndcg@20": return the best-epoch embeddings (VALIDATION only)
     patience: int | None = None  # early stop after this many evaluations without improvement
