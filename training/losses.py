@@ -62,7 +62,7 @@ def estimate_topk_quantile(quantile_scores: Tensor, k: int, n_items: int) -> Ten
     return top.gather(1, (rank - 1).unsqueeze(1)).squeeze(1)
 
 
-def slatk_weights(pos_scores: Tensor, beta: Tensor, tau_w: float) -> Tensor:
+def slatk_weights(pos_scores: Tensor, beta: Tensor, tau_w: float, detach: bool = True) -> Tensor:
     """SL@K weight ``w_ui = sigmoid((s_ui - beta_u^K) / tau_w)``, detached.
 
     The weight is a smooth stand-in for the Top-K indicator ``I(s_ui >= beta_u^K)``; we treat it as a constant
@@ -70,7 +70,8 @@ def slatk_weights(pos_scores: Tensor, beta: Tensor, tau_w: float) -> Tensor:
     gradient flow through ``w`` would push positive scores *down* whenever the SL term is positive, which is
     the opposite of what a ranking loss wants.
     """
-    return torch.sigmoid((pos_scores.detach() - beta.detach()) / tau_w)
+    scores = pos_scores.detach() if detach else pos_scores
+    return torch.sigmoid((scores - beta.detach()) / tau_w)
 
 
 def slatk_loss(
@@ -81,6 +82,8 @@ def slatk_loss(
     k: int,
     n_items: int,
     quantile_scores: Tensor | None = None,
+    *,
+    detach_weight: bool = True,
 ) -> Tensor:
     """SoftmaxLoss@K: each positive's SL term, weighted by how likely it is in the user's Top-K.
 
@@ -97,5 +100,5 @@ def slatk_loss(
     if quantile_scores is None:
         quantile_scores = neg_scores
     beta = estimate_topk_quantile(quantile_scores, k, n_items)
-    weights = slatk_weights(pos_scores, beta, tau_w)
+    weights = slatk_weights(pos_scores, beta, tau_w, detach=detach_weight)
     return (weights * _softmax_terms(pos_scores, neg_scores, tau)).mean()

@@ -40,6 +40,7 @@ class MFConfig:
     cosine: bool = True  # score = cosine similarity (normalised embeddings), as in the authors' SL/SL@K
     seed: int = 0
     init: str = "auto"  # "normal" (N(0,1), nn.Embedding default) | "xavier" | "auto": xavier if not cosine
+    slatk_detach_weight: bool = True  # False = authors' code (gradient through w); experiment only
     quantile_samples: int = 256  # SL@K: how many sampled negatives estimate beta (top-k cost vs accuracy)
     eval_every: int = 1  # call eval_fn every this many epochs
     select_metric: str | None = None  # e.g. "ndcg@20": return the best-epoch embeddings (VALIDATION only)
@@ -158,7 +159,16 @@ def train_mf(
                 else:
                     # beta from the sampled negatives only (slides' negative-sampling trick), see losses.py
                     q_scores = neg.detach()[:, : config.quantile_samples]
-                    loss = slatk_loss(pos, neg, config.tau, config.tau_w, config.k, n_items, q_scores)
+                    loss = slatk_loss(
+                        pos,
+                        neg,
+                        config.tau,
+                        config.tau_w,
+                        config.k,
+                        n_items,
+                        q_scores,
+                        detach_weight=config.slatk_detach_weight,
+                    )
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
