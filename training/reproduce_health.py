@@ -36,47 +36,49 @@ LABELS = {"bpr": "BPR", "sl": "SL", "slatk": "SL@20"}
 # Shared recipe (authors' run_nni.py): dim 64, batch 1024, Adam, no weight decay, 1000 negatives.
 COMMON: dict[str, object] = {"dim": 64, "batch_size": 1024, "weight_decay": 0.0}
 
-# Chosen on the validation slice (seed 0 split, 10% of each user's training items); see docs/training.md.
+# Chosen on the validation slice (seed-0 split: 10% of each user's training items held out, model trained on
+# the other 90%, validation NDCG@20 every 5 epochs); the runs are listed in docs/training.md.
 CHOSEN: dict[str, dict[str, object]] = {
-    "bpr": {"loss": "bpr", "cosine": False, "lr": 1e-2, "n_negatives": 1, "epochs": 60},
-    "sl": {"loss": "sl", "cosine": True, "lr": 1e-1, "n_negatives": 1000, "tau": 0.2, "epochs": 60},
+    "bpr": {"loss": "bpr", "cosine": False, "lr": 1e-2, "n_negatives": 1, "epochs": 40},
+    "sl": {"loss": "sl", "cosine": True, "lr": 1e-1, "n_negatives": 1000, "tau": 0.2, "epochs": 30},
     "slatk": {
         "loss": "slatk",
         "cosine": True,
         "lr": 1e-1,
         "n_negatives": 1000,
         "tau": 0.2,
-        "tau_w": 1.0,
+        "tau_w": 0.5,
         "k": 20,
-        "epochs": 60,
+        "epochs": 30,
     },
 }
 
-# Validation grid for --tune (kept small: 2 cores). Epochs are chosen as the best evaluated epoch.
-TUNE_MAX_EPOCHS = 100
+# The validation search behind CHOSEN, rerun by --tune (same configs as the documented runs).
+TUNE_MAX_EPOCHS = 60
 TUNE_GRID: dict[str, list[dict[str, object]]] = {
-    "bpr": [
-        {"loss": "bpr", "cosine": False, "lr": lr, "n_negatives": 1, "weight_decay": wd}
-        for lr in (1e-2, 1e-3)
-        for wd in (0.0, 1e-5)
-    ],
-    "sl": [
-        {"loss": "sl", "cosine": True, "lr": lr, "n_negatives": 1000, "tau": tau}
-        for lr in (1e-1, 1e-2)
-        for tau in (0.1, 0.2)
-    ],
+    "bpr": [{"loss": "bpr", "cosine": False, "lr": lr, "n_negatives": 1} for lr in (1e-2, 1e-3)],
+    "sl": [{"loss": "sl", "cosine": True, "lr": lr, "n_negatives": 1000, "tau": 0.2} for lr in (1e-1, 1e-2)],
     "slatk": [
+        {"loss": "slatk", "cosine": True, "lr": lr, "n_negatives": 1000, "tau": tau, "tau_w": tau_w, "k": 20}
+        for lr, tau, tau_w in (
+            (1e-1, 0.2, 1.0),
+            (1e-2, 0.2, 1.0),
+            (1e-1, 0.2, 0.5),
+            (1e-1, 0.2, 0.25),
+            (1e-1, 0.1, 0.5),
+        )
+    ]
+    + [
         {
             "loss": "slatk",
             "cosine": True,
             "lr": 1e-1,
             "n_negatives": 1000,
-            "tau": tau,
-            "tau_w": tau_w,
+            "tau": 0.2,
+            "tau_w": 1.0,
             "k": 20,
+            "slatk_detach_weight": False,
         }
-        for tau in (0.1, 0.2)
-        for tau_w in (0.5, 1.0, 2.0)
     ],
 }
 
@@ -274,7 +276,7 @@ def tune(data: HealthData | None = None, max_epochs: int = TUNE_MAX_EPOCHS, prog
         results[loss] = []
         for params in grid:
             cfg = MFConfig(**{**COMMON, **params, "epochs": max_epochs, "eval_every": 5})  # type: ignore[arg-type]
-            cfg.select_metric, cfg.patience = "ndcg@20", 4
+            cfg.select_metric = "ndcg@20"
             res: MFResult = train_mf(fu, fi, data.n_users, data.n_items, cfg, valid_eval, progress)
             best = max((h for h in res.history if "ndcg@20" in h), key=lambda h: h["ndcg@20"])
             row = {
