@@ -87,6 +87,7 @@ class _NegativeSampler:
 
 
 def _export(user_w: torch.Tensor, item_w: torch.Tensor, cosine: bool) -> tuple[np.ndarray, np.ndarray]:
+    """Float32 copies for retrieval; normalised when training scored by cosine, so inner product = score."""
     with torch.no_grad():
         u, i = user_w.detach(), item_w.detach()
         if cosine:

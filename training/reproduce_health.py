@@ -93,6 +93,7 @@ def make_config(loss: str, seed: int, overrides: dict[str, object] | None = None
 
 
 def _mean_std(values: list[float]) -> tuple[float, float]:
+    """Mean and sample std (ddof=1, 0 for a single seed) of per-seed figures."""
     arr = np.asarray(values, dtype=float)
     return float(arr.mean()), float(arr.std(ddof=1)) if len(arr) > 1 else 0.0
 
