@@ -187,14 +187,18 @@ def run(
 def format_table(summary: dict) -> str:
     """Markdown table: ours (mean ± std over seeds) next to the paper's MF figures."""
     lines = [
-        "| Loss | Recall@20 (ours) | NDCG@20 (ours) | Recall@20 (paper) | NDCG@20 (paper) | s/epoch |",
-        "|---|---|---|---|---|---|",
+        "| Loss | Recall@20 (ours) | NDCG@20 (ours) | Recall@20 (paper) | NDCG@20 (paper) | vs paper R / N |"
+        " s/epoch |",
+        "|---|---|---|---|---|---|---|",
     ]
     for loss in LOSSES:
         s = summary[loss]
+        gap_r = 100 * (s["recall@20"] / PAPER[loss][0] - 1)
+        gap_n = 100 * (s["ndcg@20"] / PAPER[loss][1] - 1)
         lines.append(
             f"| {LABELS[loss]} | {s['recall@20']:.4f} ± {s['recall@20_std']:.4f} | "
             f"{s['ndcg@20']:.4f} ± {s['ndcg@20_std']:.4f} | {PAPER[loss][0]:.4f} | {PAPER[loss][1]:.4f} | "
+            f"{gap_r:+.1f}% / {gap_n:+.1f}% | "
             f"{s['seconds_per_epoch']:.2f} |"
         )
     lines.append("")
@@ -204,6 +208,17 @@ def format_table(summary: dict) -> str:
         f"seeds: {summary['seeds']}; total {summary['total_seconds'] / 60:.1f} min"
     )
     return "\n".join(lines)
+
+
+NOTES = """## Reading the gaps
+
+* SL here is much stronger than the paper's SL row (cosine scores, 1000 negatives, tau 0.2, lr 0.1), so
+  SL@20's margin over SL is about +2% NDCG@20 rather than the paper's +10%, even though SL@20's absolute
+  figures land within about 1% of the paper's.
+* Where a figure is below the paper's floor, the search that chose the constants was small (shared 2-core
+  machine): the authors tuned lr x weight decay x tau x tau_w x K x quantile interval per dataset with 200
+  epochs and best-checkpoint selection. See `docs/training.md` for the validation runs and the deviations
+  from the authors' code (beta from 256 sampled negatives per batch, detached weight)."""
 
 
 def _write_markdown(path: Path, summary: dict, table: str, seeds: int) -> None:
@@ -229,6 +244,8 @@ Hyper-parameters and epoch counts are fixed constants chosen on a validation sli
 {chr(10).join(per_seed)}
 
 NDCG@20 on test per epoch (mean over seeds, for illustration only): `health_ndcg.png`.
+
+{NOTES}
 """
     path.write_text(text, encoding="utf-8")
 

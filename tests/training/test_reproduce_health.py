@@ -32,5 +32,5 @@ def test_table_lists_ours_next_to_paper() -> None:
     summary = {loss: row for loss in PAPER}
     summary.update(slatk_time_ratio=1.1, slatk_beats_sl_ndcg_every_seed=False, seeds=1, total_seconds=60.0)
     table = format_table(summary)
-    assert "| SL@20 | 0.1000 ± 0.0000 | 0.0500 ± 0.0000 | 0.1823 | 0.1390 |" in table
+    assert "| SL@20 | 0.1000 ± 0.0000 | 0.0500 ± 0.0000 | 0.1823 | 0.1390 | -45.1% / -64.0% |" in table
     assert "1.10x" in table
