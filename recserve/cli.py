@@ -1,7 +1,7 @@
 """``recserve`` — one console script, one subcommand per job.
 
-Heavy imports (torch, faiss, fastapi) happen inside each command, so ``recserve --help`` is quick
-and a command only loads what it needs.
+Most heavy imports (faiss, fastapi, the service) happen inside each command, so a command only
+loads what it needs; the ``reproduce health`` options come from a module that imports torch.
 """
 
 from __future__ import annotations
@@ -36,7 +36,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=commands.serve)
 
     p = sub.add_parser("train", help="train a model and publish it to the store")
-    p.add_argument("--dataset", choices=["synthetic"], default="synthetic")
+    p.add_argument("--dataset", choices=["synthetic", "health", "ml100k"], default="synthetic")
+    p.add_argument("--loss", choices=["bpr", "sl", "slatk"], default="slatk", help="MF loss (default SL@K)")
+    p.add_argument("--k", type=int, default=20, help="K of SL@K (default 20)")
     p.add_argument("--store", default=None, help="default: RECSERVE_STORE_URI")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json", action="store_true", help="print the metrics as JSON on the last line")
@@ -48,7 +50,16 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("reproduce", help="re-run a documented experiment and write its results")
     experiments = p.add_subparsers(dest="experiment", required=True, metavar="EXPERIMENT")
-    from training import reproduce_ml100k  # light at import time: heavy imports live in run()
+    from training import (
+        reproduce_health,
+        reproduce_ml100k,  # light at import time: heavy imports live in run()
+    )
+
+    e = experiments.add_parser(
+        "health", help="Amazon2014-Health: BPR vs SL vs SL@20 (the SL@K paper's MF rows)"
+    )
+    reproduce_health.add_arguments(e)
+    e.set_defaults(func=reproduce_health.main)
 
     e = experiments.add_parser("ml100k", help="MovieLens-100K: popularity vs retrieval vs two-stage")
     reproduce_ml100k.add_arguments(e)

@@ -47,13 +47,22 @@ def _pretty(body: dict[str, Any]) -> str:
 
 def train(args: argparse.Namespace) -> int:
     from model_store import open_store
-    from training.pipeline import TrainConfig, train_and_publish
-    from training.synthetic import SyntheticConfig, generate
+    from training import datasets
+    from training.pipeline import train_and_publish
 
-    data = generate(SyntheticConfig(seed=args.seed))
+    if args.k < 1:
+        raise CLIError(f"--k must be >= 1, got {args.k}")
+    try:
+        data, config = datasets.load(args.dataset, seed=args.seed, loss=args.loss, k=args.k)
+    except (
+        OSError,
+        ValueError,
+    ) as exc:  # missing folder (names RECSERVE_DATA_DIR), malformed row (file:line)
+        raise CLIError(str(exc)) from exc
     store = open_store(_store_uri(args.store))
-    version, metrics = train_and_publish(data, store, TrainConfig(seed=args.seed))
-    print(f"published {version} to {store.root}")
+    print(f"training on {args.dataset}: {data.n_users} users, {data.n_items} items, MF loss {args.loss}")
+    version, metrics = train_and_publish(data, store, config)
+    print(f"published {version} to {args.store or _store_uri(None)}")
     print(_format_metrics(metrics))
     if args.json:
         print_json_line({"version": version, "metrics": metrics})

@@ -1,1 +1,1 @@
-"""Offline side: data, training, evaluation, precompute. Writes models through ``model_store``."""
+"""Offline training: matrix factorisation with BPR / Softmax / SoftmaxLoss@K and the Health reproduction."""

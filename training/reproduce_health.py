@@ -1,0 +1,353 @@
+"""Reproduce the SL@K paper's MF rows (BPR, SL, SL@20) on Amazon2014-Health.
+
+``python -m training.reproduce_health --seeds 3 [--json]`` trains every loss for each seed on the full
+training split with the fixed hyper-parameters in :data:`CHOSEN`, evaluates on test, prints a table next to
+the paper's figures, and writes ``docs/results/health.md`` and ``docs/results/health_ndcg.png``.
+
+The constants in :data:`CHOSEN` (including the epoch counts) were picked on a validation slice cut from train
+(``--tune`` reruns that search; see ``docs/training.md``). Test metrics are computed every epoch only to
+draw the curve; they never feed back into any choice.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from training.health import HealthData, load_health, split_validation
+from training.metrics import evaluate_full_ranking
+from training.mf import LOSSES, MFConfig, MFResult, train_mf
+
+PAPER: dict[str, tuple[float, float]] = {  # (Recall@20, NDCG@20), MF backbone, Table 2 of the paper
+    "bpr": (0.1627, 0.1234),
+    "sl": (0.1719, 0.1261),
+    "slatk": (0.1823, 0.1390),
+}
+LABELS = {"bpr": "BPR", "sl": "SL", "slatk": "SL@20"}
+
+# Shared recipe (authors' run_nni.py): dim 64, batch 1024, Adam, no weight decay, 1000 negatives.
+COMMON: dict[str, object] = {"dim": 64, "batch_size": 1024, "weight_decay": 0.0}
+
+# Chosen on the validation slice (seed-0 split: 10% of each user's training items held out, model trained on
+# the other 90%, validation NDCG@20 every 5 epochs); the runs are listed in docs/training.md.
+CHOSEN: dict[str, dict[str, object]] = {
+    "bpr": {"loss": "bpr", "cosine": False, "lr": 5e-3, "weight_decay": 1e-4, "n_negatives": 1, "epochs": 40},
+    "sl": {"loss": "sl", "cosine": True, "lr": 1e-1, "n_negatives": 1000, "tau": 0.2, "epochs": 30},
+    "slatk": {
+        "loss": "slatk",
+        "cosine": True,
+        "lr": 1e-1,
+        "n_negatives": 1000,
+        "tau": 0.2,
+        "tau_w": 0.5,
+        "k": 20,
+        "epochs": 30,
+    },
+}
+
+# The validation search behind CHOSEN, rerun by --tune (same configs as the documented runs).
+TUNE_MAX_EPOCHS = 60
+TUNE_GRID: dict[str, list[dict[str, object]]] = {
+    "bpr": [
+        {"loss": "bpr", "cosine": False, "lr": lr, "n_negatives": 1, "weight_decay": wd}
+        for lr, wd in (
+            (1e-2, 0.0),
+            (1e-3, 0.0),
+            (1e-3, 1e-5),
+            (1e-2, 1e-4),
+            (1e-3, 1e-4),
+            (1e-2, 1e-5),
+            (5e-3, 1e-4),
+        )
+    ],
+    "sl": [{"loss": "sl", "cosine": True, "lr": lr, "n_negatives": 1000, "tau": 0.2} for lr in (1e-1, 1e-2)],
+    "slatk": [
+        {"loss": "slatk", "cosine": True, "lr": lr, "n_negatives": 1000, "tau": tau, "tau_w": tau_w, "k": 20}
+        for lr, tau, tau_w in (
+            (1e-1, 0.2, 1.0),
+            (1e-2, 0.2, 1.0),
+            (1e-1, 0.2, 0.5),
+            (1e-1, 0.2, 0.25),
+            (1e-1, 0.1, 0.5),
+        )
+    ]
+    + [
+        {
+            "loss": "slatk",
+            "cosine": True,
+            "lr": 1e-1,
+            "n_negatives": 1000,
+            "tau": 0.2,
+            "tau_w": 1.0,
+            "k": 20,
+            "slatk_detach_weight": False,
+        }
+    ],
+}
+
+
+def make_config(loss: str, seed: int, overrides: dict[str, object] | None = None) -> MFConfig:
+    """The final-run config for ``loss``: common recipe + chosen constants (+ optional overrides)."""
+    params = {**COMMON, **CHOSEN[loss], **(overrides or {}), "seed": seed}
+    return MFConfig(**params)  # type: ignore[arg-type]
+
+
+def _mean_std(values: list[float]) -> tuple[float, float]:
+    """Mean and sample std (ddof=1, 0 for a single seed) of per-seed figures."""
+    arr = np.asarray(values, dtype=float)
+    return float(arr.mean()), float(arr.std(ddof=1)) if len(arr) > 1 else 0.0
+
+
+def run(
+    seeds: int = 3,
+    as_json: bool = False,
+    out_dir: Path = Path("docs/results"),
+    data_dir: Path | None = None,
+    progress: bool = False,
+    write: bool = True,
+) -> dict:
+    """Train every loss for ``seeds`` seeds on the full train split, evaluate on test, report and save.
+
+    Losses are interleaved within each seed so that the SL@K / SL time-per-epoch ratio is measured under the
+    same machine load. Returns the JSON-able summary (also printed as the last stdout line with ``as_json``).
+    """
+    torch.set_num_threads(1)  # shared 2-core machine: one training at a time, one thread
+    started = time.perf_counter()
+    data = load_health(data_dir)
+
+    def test_eval(user_emb: np.ndarray, item_emb: np.ndarray) -> dict[str, float]:
+        return evaluate_full_ranking(
+            user_emb, item_emb, data.train_users, data.train_items, data.test_users, data.test_items, ks=(20,)
+        )
+
+    per_seed: dict[str, list[dict[str, float]]] = {loss: [] for loss in LOSSES}
+    curves: dict[str, list[list[float]]] = {loss: [] for loss in LOSSES}
+    for seed in range(seeds):
+        for loss in LOSSES:
+            config = make_config(loss, seed)
+            result = train_mf(
+                data.train_users, data.train_items, data.n_users, data.n_items, config, test_eval, progress
+            )
+            final = evaluate_full_ranking(
+                result.user_emb,
+                result.item_emb,
+                data.train_users,
+                data.train_items,
+                data.test_users,
+                data.test_items,
+            )
+            secs = float(np.mean([h["seconds"] for h in result.history]))
+            per_seed[loss].append({**final, "seconds_per_epoch": secs})
+            curves[loss].append([h["ndcg@20"] for h in result.history])
+            print(
+                f"seed {seed} {LABELS[loss]:6s} recall@20={final['recall@20']:.4f} "
+                f"ndcg@20={final['ndcg@20']:.4f} ({secs:.2f} s/epoch)",
+                flush=True,
+            )
+
+    summary: dict = {}
+    for loss in LOSSES:
+        rows = per_seed[loss]
+        r_mean, r_std = _mean_std([r["recall@20"] for r in rows])
+        n_mean, n_std = _mean_std([r["ndcg@20"] for r in rows])
+        summary[loss] = {
+            "recall@20": r_mean,
+            "ndcg@20": n_mean,
+            "recall@20_std": r_std,
+            "ndcg@20_std": n_std,
+            "recall@20_per_seed": [r["recall@20"] for r in rows],
+            "ndcg@20_per_seed": [r["ndcg@20"] for r in rows],
+            "seconds_per_epoch": float(np.mean([r["seconds_per_epoch"] for r in rows])),
+            "epochs": int(CHOSEN[loss]["epochs"]),  # type: ignore[call-overload]
+            "paper_recall@20": PAPER[loss][0],
+            "paper_ndcg@20": PAPER[loss][1],
+            "other_metrics": {
+                key: float(np.mean([r[key] for r in rows])) for key in rows[0] if key != "seconds_per_epoch"
+            },
+        }
+    summary["slatk_time_ratio"] = summary["slatk"]["seconds_per_epoch"] / summary["sl"]["seconds_per_epoch"]
+    summary["slatk_beats_sl_ndcg_every_seed"] = all(
+        a > b
+        for a, b in zip(summary["slatk"]["ndcg@20_per_seed"], summary["sl"]["ndcg@20_per_seed"], strict=True)
+    )
+    summary["seeds"] = seeds
+    summary["total_seconds"] = time.perf_counter() - started
+
+    table = format_table(summary)
+    print(table)
+    if write:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        _write_markdown(out_dir / "health.md", summary, table, seeds)
+        _write_plot(out_dir / "health_ndcg.png", curves)
+    if as_json:
+        print(json.dumps(summary))
+    return summary
+
+
+def format_table(summary: dict) -> str:
+    """Markdown table: ours (mean ± std over seeds) next to the paper's MF figures."""
+    lines = [
+        "| Loss | Recall@20 (ours) | NDCG@20 (ours) | Recall@20 (paper) | NDCG@20 (paper) | vs paper R / N |"
+        " s/epoch |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for loss in LOSSES:
+        s = summary[loss]
+        gap_r = 100 * (s["recall@20"] / PAPER[loss][0] - 1)
+        gap_n = 100 * (s["ndcg@20"] / PAPER[loss][1] - 1)
+        lines.append(
+            f"| {LABELS[loss]} | {s['recall@20']:.4f} ± {s['recall@20_std']:.4f} | "
+            f"{s['ndcg@20']:.4f} ± {s['ndcg@20_std']:.4f} | {PAPER[loss][0]:.4f} | {PAPER[loss][1]:.4f} | "
+            f"{gap_r:+.1f}% / {gap_n:+.1f}% | "
+            f"{s['seconds_per_epoch']:.2f} |"
+        )
+    lines.append("")
+    lines.append(
+        f"SL@K / SL time per epoch: {summary['slatk_time_ratio']:.2f}x; "
+        f"SL@20 beats SL on NDCG@20 in every seed: {summary['slatk_beats_sl_ndcg_every_seed']}; "
+        f"seeds: {summary['seeds']}; total {summary['total_seconds'] / 60:.1f} min"
+    )
+    return "\n".join(lines)
+
+
+NOTES = """## Reading the gaps
+
+* SL here is much stronger than the paper's SL row (cosine scores, 1000 negatives, tau 0.2, lr 0.1), so
+  SL@20's margin over SL is about +2% NDCG@20 rather than the paper's +10%, even though SL@20's absolute
+  figures land within about 1% of the paper's.
+* Where a figure is below the paper's floor, the search that chose the constants was small (shared 2-core
+  machine): the authors tuned lr x weight decay x tau x tau_w x K x quantile interval per dataset with 200
+  epochs and best-checkpoint selection. See `docs/training.md` for the validation runs and the deviations
+  from the authors' code (beta from 256 sampled negatives per batch, detached weight)."""
+
+
+def _write_markdown(path: Path, summary: dict, table: str, seeds: int) -> None:
+    per_seed = []
+    for loss in LOSSES:
+        s = summary[loss]
+        pairs = ", ".join(
+            f"{r:.4f}/{n:.4f}" for r, n in zip(s["recall@20_per_seed"], s["ndcg@20_per_seed"], strict=True)
+        )
+        per_seed.append(f"- {LABELS[loss]} ({s['epochs']} epochs), Recall@20/NDCG@20 per seed: {pairs}")
+    cmd = f"nice python -m training.reproduce_health --seeds {seeds}"
+    text = f"""# Amazon2014-Health, MF backbone: BPR vs SL vs SL@20
+
+Command: `{cmd}` (wired as `recserve reproduce health --seeds {seeds}`).
+Machine: {os.cpu_count()} cores shared with other jobs, torch {torch.__version__} CPU, 1 torch thread,
+Python {platform.python_version()}. Training uses the full `train.tsv`; metrics are full-ranking on
+`test.tsv` with each user's training items masked, mean over the 1,974 users.
+Hyper-parameters and epoch counts are fixed constants chosen on a validation slice of train
+(see `docs/training.md`); test was never used for a choice.
+
+{table}
+
+{chr(10).join(per_seed)}
+
+NDCG@20 on test per epoch (mean over seeds, for illustration only): `health_ndcg.png`.
+
+{NOTES}
+"""
+    path.write_text(text, encoding="utf-8")
+
+
+def _write_plot(path: Path, curves: dict[str, list[list[float]]]) -> None:
+    """NDCG@20 per epoch per loss (mean over seeds). Skipped with a note if matplotlib is missing."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:  # pragma: no cover - optional plotting dependency
+        print("matplotlib not installed: skipping", path, file=sys.stderr)
+        return
+    fig, ax = plt.subplots(figsize=(6.5, 4))
+    for loss in LOSSES:
+        arr = np.asarray(curves[loss])
+        epochs = np.arange(1, arr.shape[1] + 1)
+        ax.plot(epochs, arr.mean(axis=0), label=LABELS[loss])
+        ax.axhline(PAPER[loss][1], linestyle=":", linewidth=0.8, color=ax.lines[-1].get_color())
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("test NDCG@20")
+    ax.set_title("Amazon2014-Health, MF (dotted: paper)")
+    ax.legend()
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def tune(data: HealthData | None = None, max_epochs: int = TUNE_MAX_EPOCHS, progress: bool = False) -> dict:
+    """Rerun the validation search behind :data:`CHOSEN`: grid per loss, best epoch by validation NDCG@20.
+
+    Trains on train minus a per-user 10% validation slice (seed 0) and evaluates on that slice every 5
+    epochs. Prints a markdown table; the winners are copied into :data:`CHOSEN` by hand (a human reviews
+    the choice; nothing here touches test).
+    """
+    torch.set_num_threads(1)
+    data = data or load_health()
+    fu, fi, vu, vi = split_validation(data.train_users, data.train_items, fraction=0.1, seed=0)
+
+    def valid_eval(user_emb: np.ndarray, item_emb: np.ndarray) -> dict[str, float]:
+        return evaluate_full_ranking(user_emb, item_emb, fu, fi, vu, vi, ks=(20,))
+
+    results: dict[str, list[dict]] = {}
+    print("| loss | params | best epoch | valid Recall@20 | valid NDCG@20 |")
+    print("|---|---|---|---|---|")
+    for loss, grid in TUNE_GRID.items():
+        results[loss] = []
+        for params in grid:
+            cfg = MFConfig(**{**COMMON, **params, "epochs": max_epochs, "eval_every": 5})  # type: ignore[arg-type]
+            cfg.select_metric = "ndcg@20"
+            res: MFResult = train_mf(fu, fi, data.n_users, data.n_items, cfg, valid_eval, progress)
+            best = max((h for h in res.history if "ndcg@20" in h), key=lambda h: h["ndcg@20"])
+            row = {
+                "params": params,
+                "epoch": int(best["epoch"]),
+                **{k: best[k] for k in ("recall@20", "ndcg@20")},
+            }
+            results[loss].append(row)
+            shown = {k: v for k, v in params.items() if k != "loss"}
+            print(
+                f"| {loss} | {shown} | {row['epoch']} | {row['recall@20']:.4f} | {row['ndcg@20']:.4f} |",
+                flush=True,
+            )
+    return results
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Options of ``recserve reproduce health``."""
+    parser.add_argument("--seeds", type=int, default=3, help="number of seeds per loss (default 3)")
+    parser.add_argument("--json", action="store_true", help="print one JSON summary on the last stdout line")
+    parser.add_argument("--out-dir", type=Path, default=Path("docs/results"), help="where health.md/png go")
+    parser.add_argument("--data-dir", type=Path, default=None, help="data root (default: $RECSERVE_DATA_DIR)")
+    parser.add_argument("--tune", action="store_true", help="rerun the validation hyper-parameter search")
+    parser.add_argument("--progress", action="store_true", help="show tqdm progress bars on stderr")
+
+
+def main(args: argparse.Namespace) -> int:
+    """Entry point for the CLI; returns the process exit code."""
+    if args.tune:
+        tune(load_health(args.data_dir), progress=args.progress)
+        return 0
+    run(
+        seeds=args.seeds,
+        as_json=args.json,
+        out_dir=args.out_dir,
+        data_dir=args.data_dir,
+        progress=args.progress,
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    _parser = argparse.ArgumentParser(prog="python -m training.reproduce_health", description=__doc__)
+    add_arguments(_parser)
+    raise SystemExit(main(_parser.parse_args()))
