@@ -73,8 +73,7 @@ def ml100k_config(seed: int, n_candidates: int = 200):  # -> TrainConfig (import
     from training.ranker_train import RankerConfig
 
     return TrainConfig(
-        # loss="sl" until SL@K lands (issue 4); then switch to "slatk" here.
-        mf=MFConfig(dim=64, epochs=20, loss="sl", seed=seed),
+        mf=MFConfig(dim=64, epochs=20, loss="slatk", k=10, seed=seed),
         ranker=RankerConfig(
             hidden_units=64,
             num_layers=2,
@@ -212,7 +211,7 @@ Mean ratio: **{summary["two_stage"]["ndcg@10_vs_retrieval"]:.3f}** (target ≥ 1
   the repo). {data_note}
 - Implicit positives: rating ≥ 4. Split per user by time: the last 20% of each user's
   positives (at least one; ties by file line) is the test set.
-- Stage 1: MF, sampled softmax over cosine scores (`loss="sl"`, dim 64, 20 epochs) → FAISS
+- Stage 1: MF, SoftmaxLoss@K over cosine scores (`loss="slatk"`, K = 10, dim 64, 20 epochs) → FAISS
   HNSW, top C = {c} candidates.
 - Stage 2: `DeepFeatureRanking` (2 × 64, dropout 0.2, l2 1e-4), listwise softmax over each
   user's candidate list. Features: age bucket, gender, occupation, log activity; genres,
