@@ -8,17 +8,11 @@ from fastapi import APIRouter, Query
 
 from service.deps import PipelineDep
 from service.responses import FastJSONResponse
-from service.schemas import MAX_LIST_IDS, ErrorResponse, SimilarRequest, SimilarResponse
+from service.routers.common import IdQuery, error_responses
+from service.schemas import MAX_LIST_IDS, SimilarRequest, SimilarResponse
 
 router = APIRouter(tags=["similar-items"])
-ERRORS = {
-    400: {"model": ErrorResponse, "description": "Body that cannot be decoded (e.g. not UTF-8)."},
-    404: {"model": ErrorResponse, "description": "Unknown item_id."},
-    413: {"model": ErrorResponse, "description": "Request body larger than max_body_bytes."},
-    422: {"model": ErrorResponse, "description": "Invalid option; `field` names it."},
-    503: {"model": ErrorResponse, "description": "No model loaded yet."},
-}
-IdQuery = Annotated[str, Query(min_length=1, max_length=256)]
+ERRORS = error_responses("Unknown item_id.")
 
 
 def _answer(pipeline: PipelineDep, req: SimilarRequest) -> FastJSONResponse:
