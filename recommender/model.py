@@ -17,7 +17,7 @@ import torch
 
 from recommender.features import FeatureAssembler
 from recommender.idmap import IdMap
-from recommender.ranker import DeepFeatureRanking
+from recommender.ranker import DeepFeatureRanking, FrozenRanker
 from recommender.retrieval import ItemIndex
 from recommender.selector import TopKRecommendationSelector
 
@@ -69,6 +69,7 @@ class RecommenderModel:
     n_candidates: int = 200
     item_attributes: dict[str, list[list[str]]] = field(default_factory=dict)
     metadata: dict[str, Any] = field(default_factory=dict)
+    _frozen: FrozenRanker | None = field(default=None, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         n_items, dim = self.item_emb.shape
@@ -140,8 +141,17 @@ class RecommenderModel:
         with _stage(timings, "features"):
             rows = self.features.assemble(user_feats, profiles, cand, cscore)
         with _stage(timings, "ranking"), torch.inference_mode():
-            out = self.ranker(torch.from_numpy(rows))
+            out = self._scorer()(torch.from_numpy(rows))
         return out[..., 0].numpy()
+
+    def _scorer(self) -> FrozenRanker | DeepFeatureRanking:
+        """The ranker with BatchNorm folded in (rebuilt whenever the ranker or its weights change)."""
+        assert self.ranker is not None
+        if self.ranker.training:
+            return self.ranker
+        if self._frozen is None or not self._frozen.is_current(self.ranker):
+            self._frozen = FrozenRanker(self.ranker)
+        return self._frozen
 
     def user_inputs(self, users: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(embeddings, side features, tag profiles) for known users."""

@@ -11,7 +11,7 @@ import logging
 import sys
 from collections.abc import Sequence
 
-from recserve import commands
+from recserve import bench_cmd, commands
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -51,6 +51,10 @@ def build_parser() -> argparse.ArgumentParser:
     s = store_sub.add_parser("verify", help="check every checksum; non-zero exit names the bad file")
     s.add_argument("version", nargs="?")
     p.set_defaults(func=commands.store)
+
+    p = sub.add_parser("bench", help="benchmark retrieval, the service under load, stages and memory")
+    bench_cmd.add_arguments(p)
+    p.set_defaults(func=bench_cmd.run)
     return parser
 
 

@@ -12,7 +12,7 @@ from fastapi import FastAPI
 from service.errors import install_error_handlers
 from service.metrics import Metrics, MetricsMiddleware
 from service.pipeline import ServingPipeline
-from service.routers import health, recommend, similar
+from service.routers import bench, health, recommend, similar
 from service.settings import Settings
 from service.state import ModelHolder
 
@@ -46,5 +46,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(recommend.router)
     app.include_router(similar.router)
     app.include_router(health.router)
+    if settings.bench_endpoints:
+        app.include_router(bench.router)
     app.add_middleware(MetricsMiddleware, metrics=metrics)
     return app

@@ -22,3 +22,6 @@ class Settings(BaseSettings):
     max_k: int = Field(500, ge=1, description="Largest k a request may ask for.")
     torch_threads: int = Field(1, ge=1, description="Intra-op threads for the ranker (1 keeps latency flat).")
     log_level: str = "info"
+    bench_endpoints: bool = Field(
+        False, description="Serve GET /bench/baseline (constant JSON): the benchmark's reference endpoint."
+    )
