@@ -10,8 +10,6 @@ import pytest
 
 from recserve.cli import main
 
-from .conftest import TINY
-
 
 def test_bad_items_is_a_cli_error(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as exc:
@@ -33,19 +31,16 @@ def test_cache_run_needs_redis(capsys: pytest.CaptureFixture[str], monkeypatch: 
 
 @pytest.mark.slow
 @pytest.mark.skipif(shutil.which("wrk") is None, reason="wrk not installed (apt-get install -y wrk)")
-def test_bench_runs_end_to_end(tiny_catalogue, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_bench_runs_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     doc = tmp_path / "performance.md"
-    cache_dir = tiny_catalogue.store_root.parent.parent
     argv = [
-        "bench", "--items", str(TINY.n_items), "--users", str(TINY.n_users), "--seed", str(TINY.seed),
-        "--duration", "1", "--concurrency", "2", "--queries", "20", "--ef", "16",
-        "--cache-dir", str(cache_dir), "--doc", str(doc), "--json",
+        "bench", "--items", "400", "--users", "60", "--duration", "1", "--concurrency", "2",
+        "--queries", "20", "--ef", "16", "--cache-dir", str(tmp_path / "cache"), "--doc", str(doc), "--json",
     ]  # fmt: skip
-    # n_clusters/seen_per_user differ from the CLI's defaults, so the CLI builds its own catalogue.
     assert main(argv) == 0
     out = capsys.readouterr().out
     results = json.loads(out.strip().splitlines()[-1])
-    n = str(TINY.n_items)
+    n = "400"
     assert set(results) >= {"retrieval", "service", "rss_mb", "stages", "targets"}
     assert 0 <= results["retrieval"][n]["recall@100"] <= 1 and results["retrieval"][n]["speedup"] > 0
     svc = results["service"][n]

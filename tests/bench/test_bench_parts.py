@@ -16,10 +16,9 @@ from benchmarks.retrieval import recall_at, run_retrieval
 from benchmarks.stages import MODEL_STAGES, run_stages
 from model_store import LocalStore
 
-from .conftest import TINY
-
 
 def test_catalogue_is_a_loadable_bundle_with_realistic_norms(tiny_catalogue: Catalogue) -> None:
+    TINY = tiny_catalogue.spec
     model, manifest = LocalStore(tiny_catalogue.store_root).load()
     assert model.n_items == TINY.n_items and model.n_users == TINY.n_users
     assert model.item_emb.shape[1] == 64 and model.ranker is not None
@@ -32,14 +31,16 @@ def test_catalogue_is_a_loadable_bundle_with_realistic_norms(tiny_catalogue: Cat
 
 def test_catalogue_is_reused_not_rebuilt(tiny_catalogue: Catalogue) -> None:
     root = tiny_catalogue.store_root.parent.parent
-    again = ensure_catalogue(TINY, root, log=lambda _: pytest.fail("rebuilt a cached catalogue"))
+    again = ensure_catalogue(
+        tiny_catalogue.spec, root, log=lambda _: pytest.fail("rebuilt a cached catalogue")
+    )
     assert again.store_root == tiny_catalogue.store_root
     assert len(LocalStore(again.store_root).list_versions()) == 1
 
 
-def test_embeddings_are_seeded() -> None:
-    a = embeddings(TINY)[1]
-    b = embeddings(TINY)[1]
+def test_embeddings_are_seeded(tiny_catalogue: Catalogue) -> None:
+    a = embeddings(tiny_catalogue.spec)[1]
+    b = embeddings(tiny_catalogue.spec)[1]
     np.testing.assert_array_equal(a, b)
 
 
@@ -52,7 +53,7 @@ def test_recall_at_counts_overlap() -> None:
 def test_retrieval_reports_recall_and_speedup(tiny_catalogue: Catalogue) -> None:
     r = run_retrieval(tiny_catalogue, n_queries=20, ef_sweep=(8, 128), budget_s=0.05)
     efs = [row["ef_search"] for row in r["sweep"]]
-    assert efs == sorted(efs) and TINY.hnsw_ef_search in efs and 8 in efs
+    assert efs == sorted(efs) and tiny_catalogue.spec.hnsw_ef_search in efs and 8 in efs
     for row in r["sweep"]:
         assert 0.0 <= row["recall@100"] <= 1.0 and row["qps"] > 0 and row["speedup"] > 0
     # On 400 items a beam of 256 visits most of the graph: HNSW must be (nearly) exact there.
@@ -71,9 +72,9 @@ def test_stages_name_the_slowest(tiny_catalogue: Catalogue) -> None:
 
 
 def test_report_table_and_targets_from_results(tiny_catalogue: Catalogue) -> None:
-    n = str(TINY.n_items)
+    n = str(tiny_catalogue.spec.n_items)
     results = {
-        "sizes": [TINY.n_items],
+        "sizes": [tiny_catalogue.spec.n_items],
         "concurrencies": [8],
         "retrieval": {n: run_retrieval(tiny_catalogue, n_queries=10, ef_sweep=(64,), budget_s=0.02)},
         "service": {
