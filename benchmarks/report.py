@@ -115,6 +115,13 @@ def table(results: Results) -> str:
                 return f"{hit[0]['recall@100']:.4f} / {hit[0]['speedup']:.1f}x" if hit else "–"
 
             row(f"  efSearch={e}: recall@100 / speedup", sweep_cell)
+        for key, what in (("similar", "/similar-items beam"), ("similar_bundle_ef", "bundle beam")):
+
+            def sim_cell(s: str, key: str = key) -> str:
+                r = _get(ret, s, "similar", key)
+                return f"ef={r['ef_search']}: {r['recall@10']:.4f} @ {r['qps']:.0f} q/s" if r else "–"
+
+            row(f"item→item recall@10, {what}", sim_cell)
         row("HNSW build (s)", lambda s: _fmt(_get(ret, s, "build_seconds"), ".1f"))
         row("index bytes per item", lambda s: _fmt(_get(ret, s, "bytes_per_item"), ".0f"))
 

@@ -74,6 +74,21 @@ def run_retrieval(
         )
     hnsw.set_ef_search(serving_ef or DEFAULT_EF_SWEEP[0])
     head = next(r for r in sweep if r["ef_search"] == serving_ef)
+
+    # /similar-items: item queries, k = 10 (+ the item itself), at the narrower beam it uses.
+    items = rng.choice(model.n_items, size=min(n_queries, model.n_items), replace=False)
+    item_q = np.ascontiguousarray(model.item_emb[items], np.float32)
+    faiss.omp_set_num_threads(2)
+    _, item_truth = exact.search(item_q, 11)
+    faiss.omp_set_num_threads(1)
+    similar = {}
+    for label, ef in (("similar", model._similar_ef(11)), ("similar_bundle_ef", serving_ef)):
+        _, approx = hnsw.search(item_q, 11, ef)
+        similar[label] = {
+            "ef_search": ef,
+            "recall@10": recall_at(approx, item_truth),
+            "qps": _qps(lambda q, ef=ef: hnsw.search(q, 11, ef), item_q, budget_s / 2),
+        }
     n = cat.spec.n_items
     return {
         "n_items": n,
@@ -87,4 +102,5 @@ def run_retrieval(
         "bytes_per_item": cat.index_bytes / n,
         "embedding_bytes": cat.embedding_bytes,
         "sweep": sweep,
+        "similar": similar,
     }

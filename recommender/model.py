@@ -36,6 +36,17 @@ def _stage(timings: Timings | None, name: str) -> Iterator[None]:
         timings[name] = timings.get(name, 0.0) + time.perf_counter() - start
 
 
+def _isin(values: np.ndarray, excluded: np.ndarray) -> np.ndarray:
+    """``np.isin`` for a short exclusion list: one broadcast compare instead of sorting both sides.
+
+    A user's seen list is usually tens of items against ~200 candidates; ``np.isin`` sorts and
+    costs several times more there. Long lists fall back to it (the compare grows as n × m).
+    """
+    if len(excluded) > 64:
+        return np.isin(values, excluded)
+    return (values[:, None] == excluded[None, :]).any(axis=1)
+
+
 @dataclass
 class Recommendations:
     """One list: internal item indices best first, the final score, and the stage-1 score."""
@@ -69,6 +80,9 @@ class RecommenderModel:
     n_candidates: int = 200
     item_attributes: dict[str, list[list[str]]] = field(default_factory=dict)
     metadata: dict[str, Any] = field(default_factory=dict)
+    # HNSW beam for /similar-items: the bundle's efSearch is sized for ``n_candidates`` results;
+    # k≈10 neighbours of an item need far less (measured in docs/performance.md).
+    similar_ef_search: int = 64
     _frozen: FrozenRanker | None = field(default=None, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -102,7 +116,11 @@ class RecommenderModel:
 
     # -- stage 1 -------------------------------------------------------------------------------
     def retrieve(
-        self, queries: np.ndarray, n: int, exclude: list[np.ndarray] | None = None
+        self,
+        queries: np.ndarray,
+        n: int,
+        exclude: list[np.ndarray] | None = None,
+        ef_search: int | None = None,
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Top-``n`` candidates per query with excluded items removed.
 
@@ -112,7 +130,7 @@ class RecommenderModel:
         b = queries.shape[0]
         n = min(n, self.n_items)
         extra = max((len(e) for e in exclude), default=0) if exclude else 0
-        scores, idx = self.index.search(queries, min(n + extra, self.n_items))
+        scores, idx = self.index.search(queries, min(n + extra, self.n_items), ef_search)
         cand = np.zeros((b, n), np.int64)
         cscore = np.zeros((b, n), np.float32)
         valid = np.zeros((b, n), bool)
@@ -120,7 +138,7 @@ class RecommenderModel:
             row_idx, row_sc = idx[r], scores[r]
             keep = row_idx >= 0
             if exclude and len(exclude[r]):
-                keep &= ~np.isin(row_idx, exclude[r])
+                keep &= ~_isin(row_idx, exclude[r])
             row_idx, row_sc = row_idx[keep][:n], row_sc[keep][:n]
             m = len(row_idx)
             cand[r, :m], cscore[r, :m], valid[r, :m] = row_idx, row_sc, True
@@ -196,9 +214,18 @@ class RecommenderModel:
             )
         return out
 
+    def _similar_ef(self, n: int) -> int | None:
+        """Beam for ``n`` neighbours: ``max(similar_ef_search, 4n)``, never wider than the bundle's."""
+        bundle_ef = self.index.ef_search
+        if bundle_ef is None:
+            return None
+        return max(n, min(bundle_ef, max(self.similar_ef_search, 4 * n)))
+
     def similar(self, item: int, k: int, timings: Timings | None = None) -> Recommendations:
         """Items nearest to ``item``'s embedding, the item itself excluded."""
         with _stage(timings, "retrieval"):
-            cand, cscore, valid = self.retrieve(self.item_emb[item][None, :], k, [np.array([item])])
+            cand, cscore, valid = self.retrieve(
+                self.item_emb[item][None, :], k, [np.array([item])], self._similar_ef(k + 1)
+            )
         m = int(valid[0].sum())
         return Recommendations(cand[0, :m], cscore[0, :m], cscore[0, :m])

@@ -7,9 +7,11 @@ import pytest
 import torch
 from fastapi.testclient import TestClient
 
+import recommender.model as model_mod
 import recommender.selector as selector_mod
 from recommender.model import RecommenderModel
 from recommender.ranker import DeepFeatureRanking, FrozenRanker
+from recommender.retrieval import ItemIndex
 from recommender.selector import TopKRecommendationSelector
 from service.app import create_app
 from service.settings import Settings
@@ -105,3 +107,35 @@ def test_baseline_endpoint_only_when_enabled(published_store) -> None:
     with TestClient(off) as c:
         r = c.get("/bench/baseline")
         assert r.status_code == 404 and r.json()["error"]["code"] == "not_found"
+
+
+@pytest.mark.parametrize("m", [0, 1, 20, 64, 65, 300])
+def test_short_exclusion_compare_matches_isin(m: int) -> None:
+    rng = np.random.default_rng(m)
+    values = rng.integers(0, 500, 220)
+    excluded = rng.integers(0, 500, m)
+    np.testing.assert_array_equal(model_mod._isin(values, excluded), np.isin(values, excluded))
+
+
+def test_search_beam_override_is_per_call(trained: tuple[RecommenderModel, dict]) -> None:
+    model, _ = trained
+    index = model.index
+    before = index.ef_search
+    q = model.user_emb[:4]
+    _, wide_idx = index.search(q, 10, ef_search=model.n_items)  # beam over everything
+    exact = ItemIndex.build(model.item_emb, "flat")
+    _, exact_idx = exact.search(q, 10)
+    np.testing.assert_array_equal(np.sort(wide_idx, axis=1), np.sort(exact_idx, axis=1))
+    _, narrow_idx = index.search(q, 30, ef_search=5)  # a beam below n is widened to n
+    assert (narrow_idx >= 0).all() and narrow_idx.shape == (4, 30)
+    assert index.ef_search == before  # nothing stuck on the index
+
+
+def test_similar_uses_a_narrower_beam_and_still_answers_k(trained: tuple[RecommenderModel, dict]) -> None:
+    model, _ = trained
+    bundle_ef = model.index.ef_search
+    assert model._similar_ef(11) <= bundle_ef and model._similar_ef(11) >= 11
+    assert model._similar_ef(bundle_ef + 5) == bundle_ef + 5  # never fewer than asked for
+    rec = model.similar(3, 10)
+    assert len(rec.items) == 10 and 3 not in rec.items.tolist()
+    assert np.all(np.diff(rec.scores) <= 1e-6)  # best first
