@@ -81,27 +81,59 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def process_tree(pid: int) -> list[int]:
+    """``pid`` and all its descendants (uvicorn ``--workers N`` answers from child processes)."""
+    out, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        out.append(p)
+        try:
+            for task in Path(f"/proc/{p}/task").iterdir():
+                todo += [int(c) for c in (task / "children").read_text().split()]
+        except OSError:
+            continue
+    return out
+
+
 def proc_rss_mb(pid: int) -> tuple[float, float]:
-    """(current RSS, peak RSS) of ``pid`` in MiB, from /proc."""
-    fields = {}
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        key, _, value = line.partition(":")
-        fields[key] = value
-    return int(fields["VmRSS"].split()[0]) / 1024, int(fields["VmHWM"].split()[0]) / 1024
+    """(current RSS, peak RSS) in MiB of ``pid`` and its descendants, from /proc."""
+    rss = peak = 0.0
+    for p in process_tree(pid):
+        fields = {}
+        try:
+            for line in Path(f"/proc/{p}/status").read_text().splitlines():
+                key, _, value = line.partition(":")
+                fields[key] = value
+        except OSError:
+            continue
+        rss += int(fields["VmRSS"].split()[0]) / 1024
+        peak += int(fields["VmHWM"].split()[0]) / 1024
+    return rss, peak
 
 
 def proc_cpu_seconds(pid: int) -> float:
-    stat = Path(f"/proc/{pid}/stat").read_text()
-    parts = stat[stat.rindex(")") + 2 :].split()
-    return (int(parts[11]) + int(parts[12])) / CLK_TCK  # utime + stime
+    """User + system CPU seconds of ``pid`` and its live descendants."""
+    total = 0.0
+    for p in process_tree(pid):
+        try:
+            stat = Path(f"/proc/{p}/stat").read_text()
+        except OSError:
+            continue
+        parts = stat[stat.rindex(")") + 2 :].split()
+        total += (int(parts[11]) + int(parts[12])) / CLK_TCK  # utime + stime
+    return total
 
 
 class ServerProcess:
     """``uvicorn service.app:create_app`` in its own process, stopped by its own pid only."""
 
     def __init__(
-        self, store_root: Path, redis_url: str | None = None, extra_env: dict[str, str] | None = None
-    ):
+        self,
+        store_root: Path,
+        redis_url: str | None = None,
+        extra_env: dict[str, str] | None = None,
+        workers: int = 1,
+    ) -> None:
         self.port = free_port()
         env = {k: v for k, v in os.environ.items() if not k.startswith("RECSERVE_")}
         env.update(
@@ -115,6 +147,7 @@ class ServerProcess:
         self.cmd = [
             sys.executable, "-m", "uvicorn", "service.app:create_app", "--factory",
             "--host", "127.0.0.1", "--port", str(self.port), "--no-access-log", "--log-level", "warning",
+            "--workers", str(workers),
         ]  # fmt: skip
         self.env = env
         self.proc: subprocess.Popen[bytes] | None = None
@@ -145,6 +178,15 @@ class ServerProcess:
                 if time.perf_counter() - start > timeout:
                     raise BenchError(f"service not ready after {timeout:.0f} s:\n{self.output()}")
                 time.sleep(0.2)
+        # One ready worker answers /readyz; the others may still be loading. Loading is CPU-bound,
+        # so the server has settled once its process tree stops using CPU.
+        cpu = proc_cpu_seconds(self.pid)
+        while time.perf_counter() - start < timeout:
+            time.sleep(1.0)
+            now = proc_cpu_seconds(self.pid)
+            if now - cpu < 0.05:
+                break
+            cpu = now
         self.load_seconds = time.perf_counter() - start
 
     def output(self) -> str:
@@ -251,12 +293,16 @@ def run_service(
     duration_s: float = 5.0,
     redis_url: str | None = None,
     log: Any = print,
+    workers: int = 1,
 ) -> dict[str, Any]:
     """Load-test every endpoint at each concurrency; RSS after load and at the end."""
     paths = endpoint_paths(cat)
     raw_mb = (cat.embedding_bytes + cat.index_bytes) / 2**20
     result: dict[str, Any] = {"n_items": cat.spec.n_items, "endpoints": {}, "raw_mb": raw_mb}
-    with ServerProcess(cat.store_root, redis_url) as server, tempfile.TemporaryDirectory() as tmp:
+    with (
+        ServerProcess(cat.store_root, redis_url, workers=workers) as server,
+        tempfile.TemporaryDirectory() as tmp,
+    ):
         result["load_seconds"] = server.load_seconds
         result["rss_mb"], _ = proc_rss_mb(server.pid)
         for name in ("baseline", "recommend", "similar"):

@@ -27,6 +27,7 @@ class BenchOptions:
     ef_sweep: Sequence[int] = field(default_factory=lambda: (128, 256, 384, 512))
     redis_url: str | None = None
     build_threads: int | None = None
+    workers: int = 1
 
 
 def _service_summary(raw: dict[str, Any], concurrencies: Sequence[int]) -> dict[str, Any]:
@@ -63,6 +64,7 @@ def run_suite(opts: BenchOptions, log: Callable[[str], None] = print) -> dict[st
     results: dict[str, Any] = {
         "sizes": sorted(opts.sizes),
         "concurrencies": list(opts.concurrencies),
+        "workers": opts.workers,
         "machine": report.machine(),
         "retrieval": {},
         "service": {},
@@ -83,7 +85,7 @@ def run_suite(opts: BenchOptions, log: Callable[[str], None] = print) -> dict[st
             results["stages"][key] = run_stages(cat)
         if "service" in opts.parts:
             log(f"[{report.size_label(n)}] service under wrk load")
-            raw = run_service(cat, opts.concurrencies, opts.duration_s, opts.redis_url, log=log)
+            raw = run_service(cat, opts.concurrencies, opts.duration_s, opts.redis_url, log, opts.workers)
             results["service"][key] = _service_summary(raw, opts.concurrencies)
             results["rss_mb"][key] = raw["rss_mb"]
     results["machine"]["load_after"] = os.getloadavg()[0]

@@ -52,6 +52,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--concurrency", type=_positive, nargs="+", default=[1, 8], help="connections (default: 1 8)"
     )
+    parser.add_argument(
+        "--workers", type=_positive, default=1, help="uvicorn worker processes for the service (default 1)"
+    )
     parser.add_argument("--queries", type=_positive, default=500, help="retrieval queries (default 500)")
     parser.add_argument(
         "--ef", type=_positive, nargs="+", default=[128, 256, 384, 512], help="efSearch sweep values"
@@ -92,6 +95,7 @@ def run(args: argparse.Namespace) -> int:
         n_queries=args.queries,
         ef_sweep=args.ef,
         redis_url=redis_url,
+        workers=args.workers,
     )
 
     def log(msg: str) -> None:
