@@ -15,6 +15,7 @@ and reused by later runs with the same size, seed and HNSW parameters.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import time
 from dataclasses import asdict, dataclass
@@ -60,7 +61,13 @@ class CatalogueSpec:
         )
 
     def key(self) -> str:
-        return f"items-{self.n_items}-seed-{self.seed}"
+        """Folder name: size and seed, plus a digest of any other field that is not the default."""
+        base = f"items-{self.n_items}-seed-{self.seed}"
+        rest = {k: v for k, v in asdict(self).items() if k not in ("n_items", "seed")}
+        default = {k: v for k, v in asdict(CatalogueSpec(0)).items() if k not in ("n_items", "seed")}
+        if rest == default:
+            return base
+        return f"{base}-{hashlib.sha1(json.dumps(rest, sort_keys=True).encode()).hexdigest()[:8]}"
 
 
 @dataclass

@@ -249,11 +249,13 @@ def document(results: Results, command: str, note: str | None) -> str:
             f"torch {m['torch']}, faiss {m['faiss']}, numpy {m['numpy']}",
             f"- Machine load: {idle}",
             "- Setup: synthetic embeddings dim 64 (clustered directions, log-normal norms), HNSW m=32 "
-            "efConstruction=200, 10k users, ranker DeepFeatureRanking default size (2 × 64), C = 200 "
-            f"candidates, k = 10. Service: uvicorn with {results.get('workers', 1)} worker process(es); "
-            "load from `wrk -t1` in a separate process, "
-            "closed loop, requests rotating over 2000 users/items. Ratios are to `/bench/baseline` "
-            "measured in the same run (mean of a run before and one after the other endpoints).",
+            f"efConstruction={results.get('ef_construction', 200)}, 10k users, ranker "
+            "DeepFeatureRanking default size (2 × 64), C = 200 candidates, k = 10. "
+            f"Service: uvicorn with {results.get('workers', 1)} worker process(es); load from "
+            "`wrk -t1` in a separate process, closed loop, requests rotating over 2000 users/items. "
+            "Ratios are to `/bench/baseline` measured in the same run (mean of a run before and one "
+            "after the other endpoints). Why these choices and what each speed-up bought: "
+            "[performance-notes.md](performance-notes.md).",
             "",
             table(results),
             "",

@@ -28,6 +28,7 @@ class BenchOptions:
     redis_url: str | None = None
     build_threads: int | None = None
     workers: int = 1
+    ef_construction: int = 200
 
 
 def _service_summary(raw: dict[str, Any], concurrencies: Sequence[int]) -> dict[str, Any]:
@@ -65,6 +66,7 @@ def run_suite(opts: BenchOptions, log: Callable[[str], None] = print) -> dict[st
         "sizes": sorted(opts.sizes),
         "concurrencies": list(opts.concurrencies),
         "workers": opts.workers,
+        "ef_construction": opts.ef_construction,
         "machine": report.machine(),
         "retrieval": {},
         "service": {},
@@ -73,7 +75,9 @@ def run_suite(opts: BenchOptions, log: Callable[[str], None] = print) -> dict[st
         "raw_mb": {},
     }
     for n in sorted(opts.sizes):
-        spec = CatalogueSpec(n_items=n, n_users=opts.n_users, seed=opts.seed)
+        spec = CatalogueSpec(
+            n_items=n, n_users=opts.n_users, seed=opts.seed, hnsw_ef_construction=opts.ef_construction
+        )
         cat = ensure_catalogue(spec, opts.cache_dir, opts.build_threads, log=log)
         key = str(n)
         results["raw_mb"][key] = (cat.embedding_bytes + cat.index_bytes) / 2**20

@@ -55,6 +55,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--workers", type=_positive, default=1, help="uvicorn worker processes for the service (default 1)"
     )
+    parser.add_argument(
+        "--ef-construction", type=_positive, default=200,
+        help="HNSW efConstruction of the built catalogues (default 200, the training default)",
+    )  # fmt: skip
     parser.add_argument("--queries", type=_positive, default=500, help="retrieval queries (default 500)")
     parser.add_argument(
         "--ef", type=_positive, nargs="+", default=[128, 256, 384, 512], help="efSearch sweep values"
@@ -96,6 +100,7 @@ def run(args: argparse.Namespace) -> int:
         ef_sweep=args.ef,
         redis_url=redis_url,
         workers=args.workers,
+        ef_construction=args.ef_construction,
     )
 
     def log(msg: str) -> None:
