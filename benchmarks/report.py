@@ -23,7 +23,21 @@ ENDPOINT_LABELS = {
 # The issue's targets, at 1M items: (label, row getter, predicate text, predicate).
 TARGETS: list[tuple[str, Callable[[Results, str], float | None], str, Callable[[float], bool]]] = [
     ("HNSW recall@100", lambda r, s: _get(r, "retrieval", s, "recall@100"), ">= 0.95", lambda v: v >= 0.95),
-    ("HNSW speedup vs exact", lambda r, s: _get(r, "retrieval", s, "speedup"), ">= 20x", lambda v: v >= 20),
+    (
+        "HNSW speedup vs exact, serving ef",
+        lambda r, s: _get(r, "retrieval", s, "speedup"),
+        ">= 20x",
+        lambda v: v >= 20,
+    ),
+    (
+        "HNSW best speedup with recall@100 >= 0.95 (ef sweep)",
+        # 0 when the sweep was run and no efSearch reached 0.95 (a miss, not "not measured")
+        lambda r, s: (
+            (_get(r, "retrieval", s, "speedup_at_recall_0.95") or 0.0) if _get(r, "retrieval", s) else None
+        ),
+        ">= 20x",
+        lambda v: v >= 20,
+    ),
     (
         "/recommend computed p99 @c=8 (ms)",
         lambda r, s: _get(r, "service", s, "recommend", "p99_ms"),
@@ -104,7 +118,7 @@ def table(results: Results) -> str:
             lambda s: _fmt(_get(ret, s, "speedup"), ".1f"),
         )
         row(
-            "HNSW q/s | exact q/s",
+            "HNSW q/s | exact q/s (per core)",
             lambda s: f"{_fmt(_get(ret, s, 'hnsw_qps'), '.0f')} | {_fmt(_get(ret, s, 'flat_qps'), '.0f')}",
         )
         efs = sorted({e["ef_search"] for r in ret.values() for e in r["sweep"]})

@@ -24,7 +24,7 @@ class BenchOptions:
     duration_s: float = 5.0
     concurrencies: Sequence[int] = (1, 8)
     n_queries: int = 500
-    ef_sweep: Sequence[int] = field(default_factory=lambda: (128, 256, 384, 512))
+    ef_sweep: Sequence[int] = field(default_factory=lambda: (128, 256, 512, 1024))
     redis_url: str | None = None
     build_threads: int | None = None
     workers: int = 1

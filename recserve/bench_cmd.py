@@ -61,7 +61,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )  # fmt: skip
     parser.add_argument("--queries", type=_positive, default=500, help="retrieval queries (default 500)")
     parser.add_argument(
-        "--ef", type=_positive, nargs="+", default=[128, 256, 384, 512], help="efSearch sweep values"
+        "--ef", type=_positive, nargs="+", default=[128, 256, 512, 1024], help="efSearch sweep values"
     )
     parser.add_argument(
         "--cache", action="store_true",
