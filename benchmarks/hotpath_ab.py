@@ -1,7 +1,7 @@
 """A/B of each hot-path change, in CPU µs per call: ``python -m benchmarks.hotpath_ab [--items N]``.
 
 Each change is timed against the code it replaced (re-created here: the module ranker, the
-argpartition selector path, ``np.isin``, the bundle's HNSW beam, a plain ``def`` dependency),
+argpartition selector path, ``np.isin``, the bundle's HNSW beam),
 alternating A and B several times and keeping the median. CPU time (``time.process_time``) rather
 than wall time, because the machine is shared and wall time mostly measures the neighbours.
 """
@@ -9,10 +9,9 @@ than wall time, because the machine is shared and wall time mostly measures the 
 from __future__ import annotations
 
 import argparse
-import asyncio
 import time
 from collections.abc import Callable
-from typing import Annotated, Any
+from typing import Any
 
 import faiss
 import numpy as np
@@ -34,61 +33,6 @@ def cpu_us(fn: Callable[[int], Any], n: int = 300, rounds: int = 5) -> float:
             fn(i)
         samples.append((time.process_time() - t) / n * 1e6)
     return float(np.median(samples))
-
-
-def _asgi_dependency_ab() -> tuple[float, float]:
-    """One route resolving a ``def`` dependency vs an ``async def`` one, called in process."""
-    from fastapi import Depends, FastAPI, Request
-
-    from service.responses import FastJSONResponse
-
-    app = FastAPI()
-
-    def sync_dep(request: Request) -> int:
-        return 1
-
-    async def async_dep(request: Request) -> int:
-        return 1
-
-    @app.get("/sync")
-    async def with_sync(d: Annotated[int, Depends(sync_dep)]) -> FastJSONResponse:
-        return FastJSONResponse({"d": d})
-
-    @app.get("/async")
-    async def with_async(d: Annotated[int, Depends(async_dep)]) -> FastJSONResponse:
-        return FastJSONResponse({"d": d})
-
-    async def call(path: str) -> None:
-        scope = {
-            "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "GET",
-            "scheme": "http", "path": path, "raw_path": path.encode(), "query_string": b"",
-            "root_path": "", "headers": [(b"host", b"x")], "client": ("127.0.0.1", 1),
-            "server": ("127.0.0.1", 80), "state": {},
-        }  # fmt: skip
-
-        async def receive() -> dict[str, Any]:
-            return {"type": "http.request", "body": b"", "more_body": False}
-
-        async def send(message: dict[str, Any]) -> None:
-            return None
-
-        await app(scope, receive, send)
-
-    async def measure(path: str) -> float:
-        for _ in range(50):
-            await call(path)
-        samples = []
-        for _ in range(5):
-            t = time.process_time()
-            for _ in range(500):
-                await call(path)
-            samples.append((time.process_time() - t) / 500 * 1e6)
-        return float(np.median(samples))
-
-    async def both() -> tuple[float, float]:
-        return await measure("/sync"), await measure("/async")
-
-    return asyncio.run(both())
 
 
 def main() -> None:
@@ -149,8 +93,6 @@ def main() -> None:
             cpu_us(lambda i: model.index.search(q[i : i + 1], 11, model._similar_ef(11))),
         )
     )
-    sync_us, async_us = _asgi_dependency_ab()
-    rows_out.append(("FastAPI route with one dependency: def → async def", sync_us, async_us))
 
     print(f"CPU µs per call, {args.items} items (median of 5 rounds)")
     print("| change | before µs | after µs | saved |\n|---|---|---|---|")

@@ -1,8 +1,4 @@
-"""``Annotated`` dependency aliases: routers declare what they need, the app state provides it.
-
-The providers are ``async def`` on purpose: FastAPI runs a plain ``def`` dependency in a worker
-thread, a thread hand-off per dependency per request for what is one attribute lookup.
-"""
+"""``Annotated`` dependency aliases: routers declare what they need, the app state provides it."""
 
 from __future__ import annotations
 
@@ -16,19 +12,19 @@ from service.settings import Settings
 from service.state import ModelHolder
 
 
-async def _pipeline(request: Request) -> ServingPipeline:
+def _pipeline(request: Request) -> ServingPipeline:
     return request.app.state.pipeline
 
 
-async def _holder(request: Request) -> ModelHolder:
+def _holder(request: Request) -> ModelHolder:
     return request.app.state.holder
 
 
-async def _settings(request: Request) -> Settings:
+def _settings(request: Request) -> Settings:
     return request.app.state.settings
 
 
-async def _metrics(request: Request) -> Metrics:
+def _metrics(request: Request) -> Metrics:
     return request.app.state.metrics
 
 
