@@ -249,7 +249,8 @@ def document(results: Results, command: str, note: str | None) -> str:
     m = results["machine"]
     idle = note or (
         f"1-min load average {m['load_before']:.1f} before and {m['load_after']:.1f} after the run on "
-        f"{m['cores']} cores (≈{m['cores']} means the bench had the machine to itself)."
+        f"{m['cores']} cores (the bench itself accounts for about 1–2; more means other work shared "
+        "the machine)."
     )
     return "\n".join(
         [
@@ -262,7 +263,8 @@ def document(results: Results, command: str, note: str | None) -> str:
             f"- Machine: {m['cpu']}, {m['cores']} cores, {m['memory_gb']} GB RAM; Python {m['python']}, "
             f"torch {m['torch']}, faiss {m['faiss']}, numpy {m['numpy']}",
             f"- Machine load: {idle}",
-            "- Setup: synthetic embeddings dim 64 (clustered directions, log-normal norms), HNSW m=32 "
+            "- Setup: synthetic embeddings dim 64 (clustered directions, decaying spectrum, log-normal "
+            f"norms), HNSW m={results.get('hnsw_m', 32)} "
             f"efConstruction={results.get('ef_construction', 200)}, 10k users, ranker "
             "DeepFeatureRanking default size (2 × 64), C = 200 candidates, k = 10. "
             f"Service: uvicorn with {results.get('workers', 1)} worker process(es); load from "

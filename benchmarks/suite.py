@@ -29,6 +29,7 @@ class BenchOptions:
     build_threads: int | None = None
     workers: int = 1
     ef_construction: int = 200
+    hnsw_m: int = 32
 
 
 def _service_summary(raw: dict[str, Any], concurrencies: Sequence[int]) -> dict[str, Any]:
@@ -67,6 +68,7 @@ def run_suite(opts: BenchOptions, log: Callable[[str], None] = print) -> dict[st
         "concurrencies": list(opts.concurrencies),
         "workers": opts.workers,
         "ef_construction": opts.ef_construction,
+        "hnsw_m": opts.hnsw_m,
         "machine": report.machine(),
         "retrieval": {},
         "service": {},
@@ -76,7 +78,11 @@ def run_suite(opts: BenchOptions, log: Callable[[str], None] = print) -> dict[st
     }
     for n in sorted(opts.sizes):
         spec = CatalogueSpec(
-            n_items=n, n_users=opts.n_users, seed=opts.seed, hnsw_ef_construction=opts.ef_construction
+            n_items=n,
+            n_users=opts.n_users,
+            seed=opts.seed,
+            hnsw_ef_construction=opts.ef_construction,
+            hnsw_m=opts.hnsw_m,
         )
         cat = ensure_catalogue(spec, opts.cache_dir, opts.build_threads, log=log)
         key = str(n)

@@ -59,6 +59,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--ef-construction", type=_positive, default=200,
         help="HNSW efConstruction of the built catalogues (default 200, the training default)",
     )  # fmt: skip
+    parser.add_argument(
+        "--hnsw-m", type=_positive, default=32, help="HNSW M (default 32, the training default)"
+    )
     parser.add_argument("--queries", type=_positive, default=500, help="retrieval queries (default 500)")
     parser.add_argument(
         "--ef", type=_positive, nargs="+", default=[128, 256, 512, 1024], help="efSearch sweep values"
@@ -101,6 +104,7 @@ def run(args: argparse.Namespace) -> int:
         redis_url=redis_url,
         workers=args.workers,
         ef_construction=args.ef_construction,
+        hnsw_m=args.hnsw_m,
     )
 
     def log(msg: str) -> None:
