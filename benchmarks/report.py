@@ -118,8 +118,8 @@ def table(results: Results) -> str:
             lambda s: _fmt(_get(ret, s, "speedup"), ".1f"),
         )
         row(
-            "HNSW q/s | exact q/s (per core)",
-            lambda s: f"{_fmt(_get(ret, s, 'hnsw_qps'), '.0f')} | {_fmt(_get(ret, s, 'flat_qps'), '.0f')}",
+            "HNSW q/s vs exact q/s (per core)",
+            lambda s: f"{_fmt(_get(ret, s, 'hnsw_qps'), '.0f')} vs {_fmt(_get(ret, s, 'flat_qps'), '.0f')}",
         )
         efs = sorted({e["ef_search"] for r in ret.values() for e in r["sweep"]})
         for e in efs:
@@ -162,9 +162,9 @@ def table(results: Results) -> str:
             ),
         )
         row(
-            "wrk CPU (cores, max over runs) | service CPU (cores, max)",
+            "wrk CPU vs service CPU (cores, max over runs)",
             lambda s: (
-                f"{_fmt(_get(svc, s, 'max_wrk_cpu'), '.2f')} | {_fmt(_get(svc, s, 'max_server_cpu'), '.2f')}"
+                f"{_fmt(_get(svc, s, 'max_wrk_cpu'), '.2f')} vs {_fmt(_get(svc, s, 'max_server_cpu'), '.2f')}"
             ),
         )
     stages = results.get("stages", {})
