@@ -180,6 +180,8 @@ def table(results: Results) -> str:
             "stage µs /similar-items: retrieval",
             lambda s: _fmt(_get(stages, s, "similar_us", "retrieval"), ".0f"),
         )
+    if svc:
+        row("cache-hit run", lambda s: "skipped: see JSON" if _get(svc, s, "cache_skipped") else "–")
     if results.get("rss_mb"):
         row("service RSS after load (MB)", lambda s: _fmt(_get(results, "rss_mb", s), ".0f"))
         row("raw embeddings + index (MB)", lambda s: _fmt(_get(results, "raw_mb", s), ".0f"))

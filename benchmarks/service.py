@@ -316,7 +316,8 @@ def run_service(
                 plan.append(("recommend_cache", "recommend"))
             else:
                 result["cache_skipped"] = (
-                    "answers never came from the cache (is issue 7's cache in this build?)"
+                    "answers never came from the cache: is the Redis cache in this build, and are the "
+                    f"lists precomputed for the bench store {cat.store_root}?"
                 )
         plan.append(("baseline_after", "baseline"))
         runs: dict[str, dict[str, Any]] = {}
