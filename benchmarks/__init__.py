@@ -1,4 +1,6 @@
-"""``recserve bench``: how fast the service is at catalogue scale, measured against its limits.
+"""Benchmarks: scripts that print figures (never assertions on speed).
+
+``recserve bench``: how fast the service is at catalogue scale, measured against its limits.
 
 Four parts, each a module with one ``run_*`` entry point returning plain dicts:
 

@@ -287,6 +287,65 @@ def _warm(server: ServerProcess, paths: Sequence[str], limit: int | None = 200) 
     return sources
 
 
+def _measure(
+    server: ServerProcess,
+    plan: list[tuple[str, list[str]]],
+    concurrencies: Sequence[int],
+    duration_s: float,
+    log: Any,
+    n_items: int,
+) -> dict[str, dict[str, Any]]:
+    """Baseline, each planned endpoint, baseline again, per concurrency; ratios to the baselines' mean."""
+    runs: dict[str, dict[str, Any]] = {}
+    full = [("baseline", ["/bench/baseline"]), *plan, ("baseline_after", ["/bench/baseline"])]
+    with tempfile.TemporaryDirectory() as tmp:
+        for c in concurrencies:
+            for label, paths in full:
+                log(f"  {n_items:>8} items  {label:<16} c={c} …")
+                runs.setdefault(label, {})[str(c)] = run_wrk(server, paths, c, duration_s, Path(tmp))
+    for c in map(str, concurrencies):
+        base = (runs["baseline"][c]["rps"] + runs["baseline_after"][c]["rps"]) / 2
+        for label, _ in plan:
+            runs[label][c]["ratio_to_baseline"] = runs[label][c]["rps"] / base
+        runs["baseline"][c]["ratio_to_baseline"] = 1.0
+        runs["baseline"][c]["rps_after"] = runs["baseline_after"][c]["rps"]
+        runs["baseline"][c]["rps"] = base
+    runs.pop("baseline_after")
+    return runs
+
+
+def _mark_ready(redis_url: str, prefix: str, cat: Catalogue) -> None:
+    """Mark the bench model's lists as usable under ``prefix``, as ``recserve precompute`` does.
+
+    The service reads Redis only for a version with a ``ready`` marker. Precomputing 1M items'
+    similar lists is not what is being measured, so the marker is set directly and the sampled
+    users' lists arrive by write-back on a first pass.
+    """
+    import redis
+
+    from model_store import LocalStore
+    from service.cache import ready_key, ready_marker
+
+    version = LocalStore(cat.store_root).current_version()
+    client = redis.Redis.from_url(redis_url)
+    try:
+        client.set(ready_key(prefix, version), ready_marker(0, 0, 0, 0.0), ex=3600)
+    finally:
+        client.close()
+
+
+def _drop_keys(redis_url: str, prefix: str) -> None:
+    """Delete the benchmark's own keys (its private prefix) from Redis."""
+    import redis
+
+    client = redis.Redis.from_url(redis_url)
+    try:
+        for key in client.scan_iter(match=f"{prefix}:*", count=1000):
+            client.delete(key)
+    finally:
+        client.close()
+
+
 def run_service(
     cat: Catalogue,
     concurrencies: Sequence[int] = (1, 8),
@@ -295,48 +354,51 @@ def run_service(
     log: Any = print,
     workers: int = 1,
 ) -> dict[str, Any]:
-    """Load-test every endpoint at each concurrency; RSS after load and at the end."""
+    """Load-test every endpoint at each concurrency; RSS after load and at the end.
+
+    The computed paths run on a service with every cache off (``RECSERVE_CACHE_SIZE=0``, no
+    Redis), so each answer is computed; the Lua hook checks that (``cache_fraction``). With
+    ``redis_url``, a second service with the Redis cache under a private key prefix serves the
+    cache-hit run, after one pass over the users has written their lists back; its ratio is to
+    that service's own baseline. The prefix's keys are deleted afterwards.
+    """
     paths = endpoint_paths(cat)
     raw_mb = (cat.embedding_bytes + cat.index_bytes) / 2**20
     result: dict[str, Any] = {"n_items": cat.spec.n_items, "endpoints": {}, "raw_mb": raw_mb}
-    with (
-        ServerProcess(cat.store_root, redis_url, workers=workers) as server,
-        tempfile.TemporaryDirectory() as tmp,
-    ):
+    no_cache = {"RECSERVE_CACHE_SIZE": "0"}
+    with ServerProcess(cat.store_root, None, extra_env=no_cache, workers=workers) as server:
         result["load_seconds"] = server.load_seconds
         result["rss_mb"], _ = proc_rss_mb(server.pid)
         for name in ("baseline", "recommend", "similar"):
             _warm(server, paths[name])
-        plan = [("baseline", "baseline"), ("recommend", "recommend"), ("similar", "similar")]
-        if redis_url:
-            sources = _warm(server, paths["recommend"], limit=None)
-            if sources.count("cache") == 0:  # the first visit computes; a second must hit
-                sources = _warm(server, paths["recommend"], limit=50)
-            if "cache" in sources:
-                plan.append(("recommend_cache", "recommend"))
-            else:
-                result["cache_skipped"] = (
-                    "answers never came from the cache: is the Redis cache in this build, and are the "
-                    f"lists precomputed for the bench store {cat.store_root}?"
-                )
-        plan.append(("baseline_after", "baseline"))
-        runs: dict[str, dict[str, Any]] = {}
-        for c in concurrencies:
-            for label, path_key in plan:
-                log(f"  {cat.spec.n_items:>8} items  {label:<16} c={c} …")
-                runs.setdefault(label, {})[str(c)] = run_wrk(
-                    server, paths[path_key], c, duration_s, Path(tmp)
-                )
+        plan = [("recommend", paths["recommend"]), ("similar", paths["similar"])]
+        runs = _measure(server, plan, concurrencies, duration_s, log, cat.spec.n_items)
         result["rss_mb_after"], result["rss_peak_mb"] = proc_rss_mb(server.pid)
-    for c in map(str, concurrencies):
-        base = (runs["baseline"][c]["rps"] + runs["baseline_after"][c]["rps"]) / 2
-        for label in runs:
-            if label.startswith("baseline"):
-                continue
-            runs[label][c]["ratio_to_baseline"] = runs[label][c]["rps"] / base
-        runs["baseline"][c]["ratio_to_baseline"] = 1.0
-        runs["baseline"][c]["rps_after"] = runs["baseline_after"][c]["rps"]
-        runs["baseline"][c]["rps"] = base
-    runs.pop("baseline_after")
+    if redis_url:
+        prefix = f"recserve-bench-{os.getpid()}-{cat.spec.n_items}"
+        env = {**no_cache, "RECSERVE_REDIS_PREFIX": prefix}
+        try:
+            _mark_ready(redis_url, prefix, cat)
+            with ServerProcess(cat.store_root, redis_url, extra_env=env, workers=workers) as server:
+                _warm(server, paths["recommend"], limit=None)  # computes once, writes each list back
+                sources = _warm(server, paths["recommend"], limit=50)
+                if "cache" in sources:
+                    cached = _measure(
+                        server,
+                        [("recommend_cache", paths["recommend"])],
+                        concurrencies,
+                        duration_s,
+                        log,
+                        cat.spec.n_items,
+                    )
+                    runs["recommend_cache"] = cached["recommend_cache"]
+                    runs["baseline_cache_server"] = cached["baseline"]
+                else:
+                    result["cache_skipped"] = (
+                        "answers never came from the cache: is the Redis cache in this build and "
+                        "does it write computed lists back?"
+                    )
+        finally:
+            _drop_keys(redis_url, prefix)
     result["endpoints"] = runs
     return result

@@ -20,6 +20,7 @@ from model_store import LocalStore
 from service.metrics import Metrics
 from service.pipeline import ServingPipeline
 from service.responses import FastJSONResponse
+from service.schemas import RecommendRequest, SimilarRequest
 from service.settings import Settings
 from service.state import LoadedModel, ModelHolder
 
@@ -72,7 +73,8 @@ def run_stages(cat: Catalogue, n_requests: int = 300, k: int = 10) -> dict[str, 
     rec: dict[str, list[float]] = {s: [] for s in (*MODEL_STAGES, "response", "serialization", "total")}
     for i, u in enumerate(users.tolist()):
         t0 = time.perf_counter()
-        _, body = pipeline.recommend(model.user_ids.external(u), k)
+        uid = model.user_ids.external(u)
+        _, body = pipeline.recommend(pipeline.recommend_query(RecommendRequest(user_id=uid, k=k)))
         t1 = time.perf_counter()
         FastJSONResponse(body)
         t2 = time.perf_counter()
@@ -88,7 +90,8 @@ def run_stages(cat: Catalogue, n_requests: int = 300, k: int = 10) -> dict[str, 
     sim: dict[str, list[float]] = {s: [] for s in ("retrieval", "response", "serialization", "total")}
     for i, it in enumerate(items.tolist()):
         t0 = time.perf_counter()
-        _, body = pipeline.similar(model.item_ids.external(it), k)
+        iid = model.item_ids.external(it)
+        _, body = pipeline.similar(pipeline.similar_query(SimilarRequest(item_id=iid, k=k)))
         t1 = time.perf_counter()
         FastJSONResponse(body)
         t2 = time.perf_counter()

@@ -8,21 +8,26 @@ from model_store.bundle import read_bundle, write_bundle
 from model_store.errors import (
     BundleError,
     ChecksumMismatch,
+    InconsistentBundle,
     MissingFile,
     NoModelPublished,
     SchemaVersionError,
     StoreError,
+    VersionNotFound,
 )
-from model_store.store import LocalStore, open_store
+from model_store.store import LocalStore, ModelStore, open_store
 
 __all__ = [
     "BundleError",
     "ChecksumMismatch",
+    "InconsistentBundle",
     "LocalStore",
     "MissingFile",
+    "ModelStore",
     "NoModelPublished",
     "SchemaVersionError",
     "StoreError",
+    "VersionNotFound",
     "open_store",
     "read_bundle",
     "write_bundle",

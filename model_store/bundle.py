@@ -28,6 +28,7 @@ import numpy as np
 import safetensors.numpy
 import safetensors.torch
 
+from model_store.backends import fsync_dir
 from model_store.errors import BundleError, InconsistentBundle, MissingFile
 from model_store.manifest import MANIFEST, SCHEMA_VERSION, file_entries, read_manifest, verify_files
 from recommender.features import FeatureAssembler
@@ -35,14 +36,6 @@ from recommender.idmap import IdMap
 from recommender.model import RecommenderModel
 from recommender.ranker import DeepFeatureRanking
 from recommender.retrieval import ItemIndex
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def _write_json(path: Path, obj: Any) -> None:
@@ -118,7 +111,7 @@ def write_bundle(
             os.fsync(fd)
         finally:
             os.close(fd)
-    _fsync_dir(directory)
+    fsync_dir(directory)
     return manifest
 
 

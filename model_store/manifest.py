@@ -39,22 +39,27 @@ def file_entries(directory: Path, names: list[str]) -> dict[str, dict[str, Any]]
     }
 
 
+def parse_manifest(text: str | bytes, label: str) -> dict[str, Any]:
+    """Decode and check a manifest's JSON; ``label`` names the file in errors (a path or a URI)."""
+    try:
+        manifest = json.loads(text)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ChecksumMismatch(f"{label}: manifest is not valid JSON ({exc})", label) from exc
+    if not isinstance(manifest, dict):
+        raise ChecksumMismatch(f"{label}: manifest is not a JSON object", label)
+    version = manifest.get("schema_version")
+    if version != SCHEMA_VERSION:
+        raise SchemaVersionError(
+            f"{label}: unknown schema_version {version!r} (this build reads {SCHEMA_VERSION})", label
+        )
+    return manifest
+
+
 def read_manifest(directory: Path) -> dict[str, Any]:
     path = directory / MANIFEST
     if not path.is_file():
         raise MissingFile(f"{path}: manifest is missing", str(path))
-    try:
-        manifest = json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise ChecksumMismatch(f"{path}: manifest is not valid JSON ({exc})", str(path)) from exc
-    if not isinstance(manifest, dict):
-        raise ChecksumMismatch(f"{path}: manifest is not a JSON object", str(path))
-    version = manifest.get("schema_version")
-    if version != SCHEMA_VERSION:
-        raise SchemaVersionError(
-            f"{path}: unknown schema_version {version!r} (this build reads {SCHEMA_VERSION})", str(path)
-        )
-    return manifest
+    return parse_manifest(path.read_bytes(), str(path))
 
 
 def verify_files(directory: Path, manifest: dict[str, Any]) -> None:

@@ -11,6 +11,12 @@ from dataclasses import dataclass, field
 import numpy as np
 
 PAIR_FEATURES = ("retrieval_score", "retrieval_rank", "tag_affinity")
+# Optional vector block: trailing user-feature columns named ``recent_vec_*`` and trailing
+# item-feature columns named ``item_vec_*`` (same count) are not fed to the ranker as such; their
+# dot product becomes one more pair feature.
+USER_VEC_PREFIX = "recent_vec_"
+ITEM_VEC_PREFIX = "item_vec_"
+VECTOR_PAIR_FEATURE = "recent_similarity"
 
 
 @dataclass
@@ -26,6 +32,14 @@ class FeatureAssembler:
 
     Row layout: ``[user_features | item_features | retrieval_score, retrieval_rank, tag_affinity]``;
     ``retrieval_rank`` is the candidate's position in the retrieval list divided by its length.
+
+    Vector block (optional): when the last D user-feature columns are named ``recent_vec_*`` and
+    the last D item-feature columns ``item_vec_*`` (e.g. the mean embedding of the user's most
+    recent items, and each item's embedding), those columns are left out of the row and their dot
+    product is appended as ``recent_similarity`` — "how close is this candidate to what the user
+    engaged with last", which a full-history retrieval score cannot express. Living inside the
+    ordinary feature tables, the block is stored and served with no extra plumbing; a caller
+    that builds a user row itself (cold start) can fill it with :meth:`vector_from_items`.
     """
 
     user_features: np.ndarray
@@ -52,18 +66,43 @@ class FeatureAssembler:
             self.user_feature_names = [f"user_{i}" for i in range(self.user_features.shape[1])]
         if not self.item_feature_names:
             self.item_feature_names = [f"item_{i}" for i in range(self.item_features.shape[1])]
+        nu = sum(n.startswith(USER_VEC_PREFIX) for n in self.user_feature_names)
+        ni = sum(n.startswith(ITEM_VEC_PREFIX) for n in self.item_feature_names)
+        if nu != ni:
+            raise ValueError(f"{nu} {USER_VEC_PREFIX}* user columns but {ni} {ITEM_VEC_PREFIX}* item columns")
+        fu_all, fi_all = self.user_features.shape[1], self.item_features.shape[1]
+        if nu and not (
+            all(n.startswith(USER_VEC_PREFIX) for n in self.user_feature_names[fu_all - nu :])
+            and all(n.startswith(ITEM_VEC_PREFIX) for n in self.item_feature_names[fi_all - ni :])
+        ):
+            raise ValueError("vector columns must be the last columns of the user and item features")
+        self.n_vector = nu
         n = self.n_features
         self.mean = np.zeros(n, np.float32) if self.mean is None else np.asarray(self.mean, np.float32)
         self.std = np.ones(n, np.float32) if self.std is None else np.asarray(self.std, np.float32)
         self._inv_std = (1.0 / self.std).astype(np.float32)
 
     @property
+    def pair_features(self) -> tuple[str, ...]:
+        return (*PAIR_FEATURES, VECTOR_PAIR_FEATURE) if self.n_vector else PAIR_FEATURES
+
+    @property
     def n_features(self) -> int:
-        return self.user_features.shape[1] + self.item_features.shape[1] + len(PAIR_FEATURES)
+        fu, fi = self.user_features.shape[1], self.item_features.shape[1]
+        return fu + fi - 2 * self.n_vector + len(self.pair_features)
 
     @property
     def feature_names(self) -> list[str]:
-        return [*self.user_feature_names, *self.item_feature_names, *PAIR_FEATURES]
+        fu = len(self.user_feature_names) - self.n_vector
+        fi = len(self.item_feature_names) - self.n_vector
+        return [*self.user_feature_names[:fu], *self.item_feature_names[:fi], *self.pair_features]
+
+    def vector_from_items(self, item_idx: np.ndarray) -> np.ndarray:
+        """The ``recent_vec_*`` block for a user known only by items (zeros if there is none)."""
+        d = self.n_vector
+        if d == 0 or len(item_idx) == 0:
+            return np.zeros(d, np.float32)
+        return self.item_features[np.asarray(item_idx), -d:].mean(axis=0).astype(np.float32)
 
     def profile_from_items(self, item_idx: np.ndarray) -> np.ndarray:
         """A tag profile built from a list of items: how a cold-start user's taste is estimated."""
@@ -89,16 +128,21 @@ class FeatureAssembler:
         """
         candidates = np.asarray(candidates)
         b, c = candidates.shape
-        fu = self.user_features.shape[1]
-        fi = self.item_features.shape[1]
+        d = self.n_vector
+        user_feats = np.asarray(user_feats, np.float32)
+        fu = self.user_features.shape[1] - d
+        fi = self.item_features.shape[1] - d
+        item_rows = self.item_features[candidates]
         out = np.empty((b, c, self.n_features), dtype=np.float32)
-        out[:, :, :fu] = np.asarray(user_feats, np.float32)[:, None, :]
-        out[:, :, fu : fu + fi] = self.item_features[candidates]
+        out[:, :, :fu] = user_feats[:, None, :fu]
+        out[:, :, fu : fu + fi] = item_rows[:, :, :fi]
         out[:, :, fu + fi] = retrieval_scores
         out[:, :, fu + fi + 1] = np.arange(c, dtype=np.float32) / max(c, 1)
         out[:, :, fu + fi + 2] = np.einsum(
             "bg,bcg->bc", np.asarray(user_profile, np.float32), self.item_tags[candidates]
         )
+        if d:
+            out[:, :, fu + fi + 3] = np.einsum("bd,bcd->bc", user_feats[:, fu:], item_rows[:, :, fi:])
         if normalise:
             out -= self.mean
             out *= self._inv_std

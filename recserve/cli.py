@@ -11,7 +11,7 @@ import logging
 import sys
 from collections.abc import Sequence
 
-from recserve import bench_cmd, commands
+from recserve import bench_cmd, commands, precompute_cmd, store_cmd
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -42,15 +42,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print the metrics as JSON on the last line")
     p.set_defaults(func=commands.train)
 
-    p = sub.add_parser("store", help="inspect the model store")
-    p.add_argument("--store", default=None, help="default: RECSERVE_STORE_URI")
-    store_sub = p.add_subparsers(dest="store_command", required=True, metavar="ACTION")
-    store_sub.add_parser("list", help="published versions, oldest first; * marks CURRENT")
-    s = store_sub.add_parser("show", help="a version's manifest")
-    s.add_argument("version")
-    s = store_sub.add_parser("verify", help="check every checksum; non-zero exit names the bad file")
-    s.add_argument("version", nargs="?")
-    p.set_defaults(func=commands.store)
+    p = sub.add_parser("store", help="list, verify, promote, roll back and gc the model store")
+    store_cmd.add_arguments(p)
+    p.set_defaults(func=store_cmd.run)
+
+    p = sub.add_parser("reproduce", help="re-run a documented experiment and write its results")
+    experiments = p.add_subparsers(dest="experiment", required=True, metavar="EXPERIMENT")
+    from training import reproduce_ml100k  # light at import time: heavy imports live in run()
+
+    e = experiments.add_parser("ml100k", help="MovieLens-100K: popularity vs retrieval vs two-stage")
+    reproduce_ml100k.add_arguments(e)
+    e.set_defaults(func=reproduce_ml100k.main)
+
+    p = sub.add_parser("precompute", help="write every user's and item's top-N list to Redis")
+    precompute_cmd.add_arguments(p)
+    p.set_defaults(func=precompute_cmd.run)
 
     p = sub.add_parser("bench", help="benchmark retrieval, the service under load, stages and memory")
     bench_cmd.add_arguments(p)

@@ -66,9 +66,8 @@ def serve(args: argparse.Namespace) -> int:
     from service.app import create_app
     from service.settings import Settings
 
-    overrides = {
-        k: v for k, v in {"host": args.host, "port": args.port, "store_uri": args.store}.items() if v
-    }
+    given = {"host": args.host, "port": args.port, "store_uri": args.store}
+    overrides = {k: v for k, v in given.items() if v is not None}  # --port 0 is a real choice
     settings = Settings(**overrides)
     if args.workers > 1:
         os.environ["RECSERVE_STORE_URI"] = settings.store_uri
@@ -160,28 +159,3 @@ def demo(args: argparse.Namespace) -> int:
         return 0
     finally:
         server.stop()
-
-
-def store(args: argparse.Namespace) -> int:
-    from model_store import BundleError, StoreError, open_store
-
-    s = open_store(_store_uri(args.store))
-    try:
-        if args.store_command == "list":
-            try:
-                current = s.current_version()
-            except StoreError:
-                current = None
-            for v in s.list_versions():
-                print(("* " if v == current else "  ") + v)
-        elif args.store_command == "show":
-            print(json.dumps(s.manifest(args.version), indent=1, sort_keys=True))
-        elif args.store_command == "verify":
-            version = args.version or s.current_version()
-            s.verify(version)
-            print(f"{version}: ok")
-    except BundleError as exc:
-        raise CLIError(str(exc)) from exc
-    except StoreError as exc:
-        raise CLIError(str(exc)) from exc
-    return 0

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -9,28 +11,59 @@ from contextlib import asynccontextmanager
 import torch
 from fastapi import FastAPI
 
+from service.cache import build_cache
 from service.errors import install_error_handlers
+from service.limits import BodySizeLimitMiddleware, apply_limits_to_openapi
 from service.metrics import Metrics, MetricsMiddleware
 from service.pipeline import ServingPipeline
-from service.routers import bench, health, recommend, similar
+from service.routers import admin, bench, health, recommend, similar
 from service.settings import Settings
 from service.state import ModelHolder
 
 log = logging.getLogger("recserve")
 
 
+async def poll_store(holder: ModelHolder, interval: float) -> None:
+    """Check the store's CURRENT every ``interval`` seconds; load, verify and warm a new model in
+    a worker thread so requests keep being answered by the current one meanwhile."""
+    while True:
+        await asyncio.sleep(interval)
+        try:
+            await asyncio.to_thread(holder.load_current)
+        except Exception:  # the poller must outlive any store hiccup
+            log.exception("store poll failed")
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     """Build a service instance. Each call has its own settings, metrics registry and model."""
     settings = settings or Settings()
     metrics = Metrics()
-    holder = ModelHolder(settings.store_uri, metrics, n_candidates=settings.n_candidates)
+    holder = ModelHolder(
+        settings.store_uri,
+        metrics,
+        n_candidates=settings.n_candidates,
+        warmup_queries=settings.warmup_queries,
+        cache_dir=settings.store_cache_dir,
+    )
+    cache = build_cache(settings, metrics)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         torch.set_num_threads(settings.torch_threads)
-        if not holder.load_current():
+        if holder.current is None and not holder.load_current():
             log.warning("starting without a model: %s", holder.last_error)
-        yield
+        poller = None
+        if settings.store_poll_interval > 0:
+            poller = asyncio.create_task(poll_store(holder, settings.store_poll_interval))
+        try:
+            yield
+        finally:
+            if cache is not None:
+                cache.close()
+            if poller is not None:
+                poller.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await poller
 
     app = FastAPI(
         title="recserve",
@@ -41,12 +74,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.metrics = metrics
     app.state.holder = holder
-    app.state.pipeline = ServingPipeline(holder, settings, metrics)
+    app.state.cache = cache
+    app.state.pipeline = ServingPipeline(holder, settings, metrics, cache)
     install_error_handlers(app)
     app.include_router(recommend.router)
     app.include_router(similar.router)
     app.include_router(health.router)
     if settings.bench_endpoints:
         app.include_router(bench.router)
+    if settings.admin_token is not None and settings.admin_token.get_secret_value():
+        app.include_router(admin.router)
+    app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(MetricsMiddleware, metrics=metrics)
+    apply_limits_to_openapi(app, settings)
     return app

@@ -1,4 +1,9 @@
-"""Prometheus metrics of one app instance (own registry: no import-time global state)."""
+"""Prometheus metrics of one app instance (own registry: no import-time global state).
+
+Deployment runs ONE uvicorn process per container and scales by replicas (docs/deploy.md), so the
+registry of this process is the whole truth for its ``/metrics``. prometheus-client's multiprocess
+mode is deliberately not used: with ``serve --workers N`` each scrape would see one random worker.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +11,14 @@ import time
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    PlatformCollector,
+    ProcessCollector,
+)
 
 # Millisecond-scale answers: fine buckets from 0.5 ms to 1 s.
 LATENCY_BUCKETS = (0.0005, 0.001, 0.002, 0.003, 0.005, 0.0075, 0.01, 0.015, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0)
@@ -25,10 +37,11 @@ class Metrics:
             ["endpoint", "method", "status"],
             registry=r,
         )
+        # status is a label so that fast 404s for unknown ids cannot pull the p99 of answers down.
         self.latency = Histogram(
             "recserve_request_latency_seconds",
-            "HTTP request latency by endpoint.",
-            ["endpoint", "method"],
+            "HTTP request latency by endpoint, method and status.",
+            ["endpoint", "method", "status"],
             buckets=LATENCY_BUCKETS,
             registry=r,
         )
@@ -63,12 +76,26 @@ class Metrics:
             ["reason"],
             registry=r,
         )
+        self.model_swaps = Counter(
+            "recserve_model_swaps_total",
+            "Models swapped in (startup load included).",
+            registry=r,
+        )
+        self.model_swap_seconds = Histogram(
+            "recserve_model_swap_seconds",
+            "Time to load, verify and warm a new model before swapping it in.",
+            buckets=(0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0),
+            registry=r,
+        )
         self.redis_errors = Counter(
             "recserve_redis_errors_total",
             "Redis operations that failed, by operation.",
             ["op"],
             registry=r,
         )
+        # process_* (CPU, RSS, open fds) and python_info, in this registry rather than the global one.
+        ProcessCollector(registry=r)
+        PlatformCollector(registry=r)
 
     def observe_stages(self, timings: dict[str, float]) -> None:
         for stage, seconds in timings.items():
@@ -114,5 +141,6 @@ class MetricsMiddleware:
             route = scope.get("route")
             endpoint = getattr(route, "path", None) or "other"
             method = scope.get("method", "GET")
-            self.metrics.latency.labels(endpoint, method).observe(time.perf_counter() - start)
-            self.metrics.requests.labels(endpoint, method, str(status)).inc()
+            labels = (endpoint, method, str(status))
+            self.metrics.latency.labels(*labels).observe(time.perf_counter() - start)
+            self.metrics.requests.labels(*labels).inc()

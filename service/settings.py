@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from pydantic import Field
+from typing import Literal
+
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -11,7 +13,19 @@ class Settings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="RECSERVE_", env_file=".env", extra="ignore")
 
-    store_uri: str = Field("var/store", description="Model store: a filesystem path.")
+    store_uri: str = Field("var/store", description="Model store: a filesystem path or s3://bucket/prefix.")
+    store_poll_interval: float = Field(
+        5.0, ge=0, description="Seconds between checks of the store's CURRENT for a new model; 0 = off."
+    )
+    store_cache_dir: str | None = Field(
+        None, description="Where bundles from an s3:// store are downloaded before loading (default: tmp)."
+    )
+    admin_token: SecretStr | None = Field(
+        None, description="Bearer token for /admin/*; unset = the admin endpoints do not exist."
+    )
+    warmup_queries: int = Field(
+        8, ge=0, le=1000, description="Real queries run on a new model before it is swapped in."
+    )
     redis_url: str | None = Field(None, description="Redis for precomputed lists; unset = in-process cache.")
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=0, le=65535, description="0 picks a free port.")
@@ -22,6 +36,47 @@ class Settings(BaseSettings):
     max_k: int = Field(500, ge=1, description="Largest k a request may ask for.")
     torch_threads: int = Field(1, ge=1, description="Intra-op threads for the ranker (1 keeps latency flat).")
     log_level: str = "info"
+    max_batch_size: int = Field(
+        100, ge=1, le=10_000, description="Most users one /recommend/batch may ask for."
+    )
+    max_body_bytes: int = Field(
+        1_000_000, ge=1024, description="Largest request body accepted; larger ones get a 413."
+    )
+    cold_start_fallback: Literal["popularity", "error"] = Field(
+        "popularity",
+        description="Unknown user without recent_item_ids: popular items (within the request's "
+        "filter) or a 404 unknown_user.",
+    )
+
+    # -- precomputed lists (service/cache.py, training/precompute.py) --
+    cache_list_size: int = Field(
+        100, ge=1, le=10_000, description="N: length of stored top-N lists; k > N is always computed."
+    )
+    cache_size: int = Field(50_000, ge=0, description="In-process LRU entries when no Redis; 0 = no cache.")
+    redis_prefix: str = Field(
+        "recserve", min_length=1, description="Key prefix: {prefix}:{version}:rec:{id}."
+    )
+    redis_ttl_s: int = Field(86_400, ge=1, description="TTL of stored lists (precompute and write-back).")
+    redis_socket_timeout_s: float = Field(0.05, gt=0, description="Per-command timeout: a slow Redis = miss.")
+    redis_connect_timeout_s: float = Field(0.1, gt=0)
+    redis_breaker_failures: int = Field(3, ge=1, description="Consecutive errors that open the breaker.")
+    redis_breaker_reset_s: float = Field(5.0, gt=0, description="Seconds without Redis calls once open.")
+    redis_ready_check_s: float = Field(5.0, ge=0, description="How often the ready marker is re-checked.")
+    redis_write_back: bool = Field(True, description="Store lists computed on a miss (ready versions only).")
+
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_url_scheme(cls, value: str | None) -> str | None:
+        """Refuse a malformed URL at startup, naming the setting, instead of on the first request.
+
+        An empty value (``RECSERVE_REDIS_URL=`` in a compose file) means "no Redis".
+        """
+        if not value:
+            return None
+        if not value.startswith(("redis://", "rediss://", "unix://")):
+            raise ValueError(f"must start with redis://, rediss:// or unix://, got {value!r}")
+        return value
+
     bench_endpoints: bool = Field(
         False, description="Serve GET /bench/baseline (constant JSON): the benchmark's reference endpoint."
     )

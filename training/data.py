@@ -30,6 +30,12 @@ class InteractionData:
     item_feature_names: list[str] = field(default_factory=list)
     tag_names: list[str] = field(default_factory=list)
     item_attributes: dict[str, list[list[str]]] = field(default_factory=dict)
+    # Optional: when each training row happened (any sortable number). With it, the trainer cuts
+    # its ranker/validation slice from the *end* of each user's history, as the test split does.
+    train_time: np.ndarray | None = None
+    # Optional: a demographic segment per user. Users with no training interactions get the mean
+    # embedding (and genre profile) of the trained users of their segment instead of noise.
+    user_segment: np.ndarray | None = None
 
     @property
     def n_users(self) -> int:

@@ -18,8 +18,8 @@ import numpy as np
 import torch
 
 from model_store.manifest import new_version_id
-from model_store.store import LocalStore
-from recommender.features import FeatureAssembler
+from model_store.store import ModelStore
+from recommender.features import ITEM_VEC_PREFIX, USER_VEC_PREFIX, FeatureAssembler
 from recommender.idmap import IdMap
 from recommender.model import RecommenderModel
 from recommender.retrieval import HNSWParams, ItemIndex
@@ -36,9 +36,28 @@ class TrainConfig:
     hnsw: HNSWParams = field(default_factory=HNSWParams)
     n_candidates: int = 200
     ranker_holdout: float = 0.2
+    # With interaction times: the mean embedding of each user's last ``recent_items`` training
+    # items is compared with every candidate (the ``recent_similarity`` pair feature). 0 = off.
+    recent_items: int = 0
     seed: int = 0
     # Small models train fastest single-threaded; more threads mostly add contention on 2 cores.
     threads: int = 1
+
+
+def recent_vectors(
+    users: np.ndarray, items: np.ndarray, times: np.ndarray, item_emb: np.ndarray, n_users: int, last: int
+) -> np.ndarray:
+    """(n_users, D): mean embedding of each user's ``last`` most recent items (zeros if none)."""
+    order = np.lexsort((np.arange(len(users)), times, users))
+    u_sorted = users[order]
+    # Position of each row counted from the end of its user's history (0 = most recent).
+    ends = np.r_[np.flatnonzero(u_sorted[1:] != u_sorted[:-1]), len(u_sorted) - 1]
+    end_of = np.repeat(ends, np.diff(np.r_[-1, ends]))
+    recent = order[(end_of - np.arange(len(u_sorted))) < last]
+    out = np.zeros((n_users, item_emb.shape[1]), np.float64)
+    np.add.at(out, users[recent], item_emb[items[recent]])
+    counts = np.bincount(users[recent], minlength=n_users)[:, None]
+    return (out / np.maximum(counts, 1)).astype(np.float32)
 
 
 def _item_features(data: InteractionData, items: np.ndarray) -> tuple[np.ndarray, np.ndarray, list[str]]:
@@ -59,15 +78,28 @@ def assemble_model(
     item_emb: np.ndarray,
     config: TrainConfig,
     version: str,
+    times: np.ndarray | None = None,
 ) -> RecommenderModel:
-    """A ranker-less model over the given training interactions (seen items, features, index)."""
+    """A ranker-less model over the given training interactions (seen items, features, index).
+
+    With ``times`` and ``config.recent_items``, the recent-items vector block is added to the
+    feature tables (see :class:`~recommender.features.FeatureAssembler`).
+    """
     item_feats, pop, item_names = _item_features(data, items)
+    user_feats, user_names = data.user_features, list(data.user_feature_names)
+    if times is not None and config.recent_items > 0:
+        rec = recent_vectors(users, items, times, item_emb, data.n_users, config.recent_items)
+        d = item_emb.shape[1]
+        user_feats = np.concatenate([user_feats, rec], axis=1)
+        user_names += [f"{USER_VEC_PREFIX}{j}" for j in range(d)]
+        item_feats = np.concatenate([item_feats, item_emb], axis=1)
+        item_names += [f"{ITEM_VEC_PREFIX}{j}" for j in range(d)]
     features = FeatureAssembler(
-        user_features=data.user_features,
+        user_features=user_feats,
         item_features=item_feats,
         user_profile=user_tag_profile(users, items, data.item_tags, data.n_users),
         item_tags=data.item_tags,
-        user_feature_names=list(data.user_feature_names),
+        user_feature_names=user_names,
         item_feature_names=item_names,
     )
     indptr, indices = csr_from_pairs(users, items, data.n_users)
@@ -87,6 +119,41 @@ def assemble_model(
         item_attributes=data.item_attributes,
         metadata={"dataset": data.name},
     )
+
+
+def fill_cold_users(model: RecommenderModel, data: InteractionData, train_users: np.ndarray) -> list[int]:
+    """Give users without training interactions their demographic segment's mean taste.
+
+    MF leaves such users at their random initial vector, so retrieval for them is noise. When the
+    data names a segment per user (e.g. age bucket × gender), each cold user's embedding becomes
+    the mean embedding of the trained users of the same segment (all trained users
+    if the segment has none), and their genre profile the segment's mean profile. This happens
+    at training time and is written into the bundle, so serving needs no special path: the user
+    is known and is answered by the ordinary retrieval → ranking pipeline. The indices of the
+    users filled this way are listed in ``model.metadata["demographic_cold_users"]`` (external
+    ids), so the service can say which strategy served them. Returns the internal indices.
+    """
+    counts = np.bincount(train_users, minlength=data.n_users)
+    cold = np.flatnonzero(counts == 0)
+    if data.user_segment is None or len(cold) == 0:
+        return []
+    warm = counts > 0
+    seg = np.asarray(data.user_segment)
+    profile = model.features.user_profile
+    for u in cold.tolist():
+        peers = warm & (seg == seg[u])
+        if not peers.any():
+            peers = warm
+        # Mean direction at the peers' typical length (unit length for cosine MF).
+        emb = model.user_emb[peers].mean(axis=0)
+        norm = np.linalg.norm(emb)
+        scale = np.linalg.norm(model.user_emb[peers], axis=1).mean()
+        model.user_emb[u] = emb * (scale / norm) if norm > 0 else emb
+        profile[u] = profile[peers].mean(axis=0)
+        if d := model.features.n_vector:
+            model.features.user_features[u, -d:] = model.features.user_features[peers, -d:].mean(axis=0)
+    model.metadata["demographic_cold_users"] = model.user_ids.externals(cold)
+    return cold.tolist()
 
 
 def candidate_lists(
@@ -147,33 +214,43 @@ def train_model(
     torch.set_num_threads(config.threads)
     version = new_version_id()
     rng = np.random.default_rng(config.seed)
-    keep, held = split_last_fraction(
-        data.train_users, data.train_items, rng.permutation(len(data.train_users)), config.ranker_holdout
-    )
+    # The ranker's labels are the *last* interactions of each user's training history when times
+    # are known (the same shape of problem as the test split), a random slice otherwise.
+    order = data.train_time if data.train_time is not None else rng.permutation(len(data.train_users))
+    keep, held = split_last_fraction(data.train_users, data.train_items, order, config.ranker_holdout)
     ua, ia = data.train_users[keep], data.train_items[keep]
     mf_a = train_mf(ua, ia, data.n_users, data.n_items, config.mf, progress=progress)
-    stage1 = assemble_model(data, ua, ia, mf_a.user_emb, mf_a.item_emb, config, version)
+    times = data.train_time
+    stage1 = assemble_model(
+        data, ua, ia, mf_a.user_emb, mf_a.item_emb, config, version, None if times is None else times[keep]
+    )
     rows, labels, valid = candidate_lists(stage1, data.train_users[held], data.train_items[held])
     stage1.features.fit_normalisation(rows[valid])
     rows = (rows - stage1.features.mean) / stage1.features.std
-    ranker = train_ranker(rows.astype(np.float32), labels, valid, config.ranker, progress=progress)
+    ranker_history: list[float] = []
+    ranker = train_ranker(
+        rows.astype(np.float32), labels, valid, config.ranker, progress=progress, history=ranker_history
+    )
 
     mf = train_mf(
         data.train_users, data.train_items, data.n_users, data.n_items, config.mf, progress=progress
     )
     model = assemble_model(
-        data, data.train_users, data.train_items, mf.user_emb, mf.item_emb, config, version
+        data, data.train_users, data.train_items, mf.user_emb, mf.item_emb, config, version, times
     )
+    cold = fill_cold_users(model, data, data.train_users)
     model.features.set_normalisation(stage1.features.mean, stage1.features.std)
     model.ranker = ranker.eval()
     metrics = evaluate_model(model, data)
     metrics["candidate_recall"] = float(labels.sum() / max(1, len(data.train_users[held])))
+    metrics["ranker_val_ndcg@10"] = ranker_history
+    metrics["demographic_cold_users"] = len(cold)
     metrics["train_seconds"] = round(time.perf_counter() - started, 2)
     return model, metrics
 
 
 def train_and_publish(
-    data: InteractionData, store: LocalStore, config: TrainConfig | None = None, progress: bool = True
+    data: InteractionData, store: ModelStore, config: TrainConfig | None = None, progress: bool = True
 ) -> tuple[str, dict[str, Any]]:
     config = config or TrainConfig()
     model, metrics = train_model(data, config, progress)

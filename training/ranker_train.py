@@ -28,6 +28,11 @@ class RankerConfig:
     lists_per_batch: int = 32
     lr: float = 3e-3
     seed: int = 0
+    # Early stopping: this share of the lists (whole users) is kept out of training; after each
+    # epoch NDCG@10 within those lists is measured and the best epoch's weights are kept.
+    # 0 disables it (all lists train, the last epoch is kept).
+    val_fraction: float = 0.0
+    patience: int = 3
 
 
 def train_ranker(
@@ -36,10 +41,21 @@ def train_ranker(
     valid: np.ndarray,
     config: RankerConfig,
     progress: bool = True,
+    history: list[float] | None = None,
 ) -> DeepFeatureRanking:
-    """``rows`` (L, C, F) normalised features, ``labels`` (L, C) 0/1, ``valid`` (L, C) bool."""
+    """``rows`` (L, C, F) normalised features, ``labels`` (L, C) 0/1, ``valid`` (L, C) bool.
+
+    With ``val_fraction`` > 0, the validation NDCG@10 of each epoch is appended to ``history``.
+    """
     torch.manual_seed(config.seed)
-    keep = (labels * valid).sum(axis=1) > 0
+    keep = np.flatnonzero((labels * valid).sum(axis=1) > 0)
+    n_val = round(len(keep) * config.val_fraction) if config.val_fraction > 0 else 0
+    if n_val:
+        shuffled = np.random.default_rng(config.seed).permutation(keep)
+        val, keep = np.sort(shuffled[:n_val]), np.sort(shuffled[n_val:])
+        xv = torch.from_numpy(rows[val])
+        yv = (labels * valid)[val]
+        vv = torch.from_numpy(valid[val])
     x = torch.from_numpy(rows[keep])
     y = torch.from_numpy((labels * valid)[keep].astype(np.float32))
     v = torch.from_numpy(valid[keep])
@@ -53,8 +69,10 @@ def train_ranker(
     )
     opt = torch.optim.Adam(model.parameters(), lr=config.lr)
     gen = torch.Generator().manual_seed(config.seed)
-    model.train()
+    best_score, best_state, since_best = -1.0, None, 0
+    history = history if history is not None else []
     for _ in tqdm(range(config.epochs), desc="ranker", disable=not progress, leave=False):
+        model.train()
         perm = torch.randperm(len(x), generator=gen)
         for b in range(0, len(perm), config.lists_per_batch):
             sel = perm[b : b + config.lists_per_batch]
@@ -67,5 +85,31 @@ def train_ranker(
             opt.zero_grad()
             loss.backward()
             opt.step()
+        if n_val:
+            score = list_ndcg(model, xv, yv, vv)
+            history.append(score)
+            if score > best_score:
+                best_score, since_best = score, 0
+                best_state = {k: t.detach().clone() for k, t in model.state_dict().items()}
+            else:
+                since_best += 1
+                if since_best >= config.patience:
+                    break
+    if best_state is not None:
+        model.load_state_dict(best_state)
     model.eval()
     return model
+
+
+def list_ndcg(
+    model: DeepFeatureRanking, x: torch.Tensor, labels: np.ndarray, valid: torch.Tensor, k: int = 10
+) -> float:
+    """Mean NDCG@k of the ranker's order within each candidate list (the decision it serves)."""
+    model.eval()
+    with torch.inference_mode():
+        scores = model(x)[..., 0].masked_fill(~valid, -torch.inf).numpy()
+    top = np.argsort(-scores, axis=1, kind="stable")[:, :k]
+    gains = np.take_along_axis(labels, top, axis=1)
+    disc = 1.0 / np.log2(np.arange(2, k + 2))
+    ideal = np.array([disc[: int(min(n, k))].sum() for n in labels.sum(axis=1)])
+    return float(np.mean((gains * disc).sum(axis=1) / ideal))

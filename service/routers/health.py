@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-from starlette.responses import Response
+from starlette.responses import PlainTextResponse, Response
 
 from service.deps import HolderDep, MetricsDep
 from service.responses import FastJSONResponse
@@ -18,21 +18,14 @@ async def healthz() -> FastJSONResponse:
     return FastJSONResponse({"status": "ok"})
 
 
-@router.get("/readyz")
+@router.get("/readyz", responses={503: {"description": "No model loaded yet."}})
 async def readyz(holder: HolderDep) -> FastJSONResponse:
-    """200 once a model is loaded; details include the last load failure, if any."""
-    current = holder.current
-    body = {
-        "ready": current is not None,
-        "model_version": current.version if current else None,
-        "loaded_at": holder.loaded_at,
-        "last_error": holder.last_error,
-        "last_error_at": holder.last_error_at,
-    }
-    return FastJSONResponse(body, status_code=200 if current else 503)
+    """200 once a model is loaded; details include the last refused bundle and why, if any."""
+    body = holder.status()
+    return FastJSONResponse(body, status_code=200 if body["ready"] else 503)
 
 
-@router.get("/metrics")
+@router.get("/metrics", response_class=PlainTextResponse)
 async def metrics(m: MetricsDep) -> Response:
     """Prometheus text exposition format."""
     return Response(generate_latest(m.registry), media_type=CONTENT_TYPE_LATEST)

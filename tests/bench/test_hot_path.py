@@ -67,13 +67,15 @@ def test_model_rank_follows_in_place_weight_changes(trained: tuple[RecommenderMo
     rows = model.features.assemble(feats, profiles, cand, cscore)
     with torch.inference_mode():
         np.testing.assert_allclose(before, model.ranker(torch.from_numpy(rows))[..., 0].numpy(), atol=1e-5)
-    with torch.no_grad():
-        model.ranker.out.bias.add_(2.0)
+    saved = model.ranker.out.bias.detach().clone()  # the model is the session's: restore exactly
     try:
+        with torch.no_grad():
+            model.ranker.out.bias.add_(2.0)
         np.testing.assert_allclose(model.rank(feats, profiles, cand, cscore), before + 2.0, atol=1e-4)
     finally:
         with torch.no_grad():
-            model.ranker.out.bias.sub_(2.0)
+            model.ranker.out.bias.copy_(saved)
+    np.testing.assert_array_equal(model.rank(feats, profiles, cand, cscore), before)
 
 
 def test_sorted_selection_matches_the_partition_path(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -1,0 +1,71 @@
+# syntax=docker/dockerfile:1
+# recserve image: one image for the api, the one-shot trainer and the precompute job.
+#
+# Two stages so that pip, build caches and setuptools never reach the final image: `build`
+# assembles a self-contained virtualenv in /opt/venv, `runtime` copies only that venv onto a slim
+# Python base and runs it as an unprivileged user.
+
+ARG PYTHON_VERSION=3.11
+
+# ---------------------------------------------------------------------------------------------
+FROM python:${PYTHON_VERSION}-slim-bookworm AS build
+
+# The default PyPI torch wheel for Linux drags in ~2 GB of CUDA libraries; the CPU index has the
+# same version without them. The version is the project's pin: never install another one.
+ARG TORCH_INDEX_URL=https://download.pytorch.org/whl/cpu
+ARG TORCH_VERSION=2.13.0
+
+ENV PIP_NO_CACHE_DIR=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    PATH=/opt/venv/bin:$PATH
+
+RUN python -m venv /opt/venv
+RUN pip install --index-url "${TORCH_INDEX_URL}" "torch==${TORCH_VERSION}"
+
+# Dependencies in their own layer, from pyproject alone, so editing source does not reinstall them.
+# torch is already satisfied above, so this cannot swap it for the CUDA build.
+WORKDIR /src
+COPY pyproject.toml ./
+RUN python -c "import tomllib; print('\n'.join(tomllib.load(open('pyproject.toml', 'rb'))['project']['dependencies']))" \
+        > /tmp/requirements.txt \
+    && pip install -r /tmp/requirements.txt
+
+# The project itself (non-editable; .dockerignore lets only pyproject and the packages in).
+COPY . ./
+RUN pip install --no-deps . \
+    && python -c "import recserve.cli, service.app, training.pipeline, torch; assert not torch.cuda.is_available()"
+
+# ---------------------------------------------------------------------------------------------
+FROM python:${PYTHON_VERSION}-slim-bookworm AS runtime
+
+# libgomp: the OpenMP runtime torch and faiss use for their CPU kernels.
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends libgomp1 \
+    && rm -rf /var/lib/apt/lists/* \
+    && groupadd --system --gid 10001 recserve \
+    && useradd --system --uid 10001 --gid recserve --home-dir /app --shell /usr/sbin/nologin recserve \
+    && mkdir -p /app /store \
+    && chown recserve:recserve /app /store
+
+COPY --from=build /opt/venv /opt/venv
+
+# /store is owned by the service user above, so a named volume mounted there starts writable for it.
+ENV PATH=/opt/venv/bin:$PATH \
+    PYTHONUNBUFFERED=1 \
+    PYTHONDONTWRITEBYTECODE=1 \
+    RECSERVE_STORE_URI=/store \
+    RECSERVE_HOST=0.0.0.0 \
+    RECSERVE_PORT=8000
+
+WORKDIR /app
+USER recserve:recserve
+EXPOSE 8000
+
+# Healthy = a model is loaded and being served (/readyz is 503 until then). No curl in the slim
+# image, so Python's urllib does the probe; any exception or non-2xx exits non-zero.
+HEALTHCHECK --interval=10s --timeout=3s --start-period=60s --retries=3 \
+    CMD ["python", "-c", "import os, urllib.request; urllib.request.urlopen('http://127.0.0.1:%s/readyz' % os.environ.get('RECSERVE_PORT', '8000'), timeout=2)"]
+
+# One uvicorn process per container: its /metrics is then the whole truth for this container
+# (prometheus-client needs multiprocess mode otherwise). Scale with replicas, not --workers.
+CMD ["recserve", "serve"]

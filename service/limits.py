@@ -1,0 +1,129 @@
+"""Request-size limits: a body-size guard and configured limits written into the OpenAPI schema.
+
+The body guard is a pure ASGI middleware so an oversized body is refused while it streams in
+(``Content-Length`` checked up front; chunked bodies counted) instead of being parsed first.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, MutableMapping
+from typing import Any
+
+import orjson
+from fastapi import FastAPI
+
+from service.settings import Settings
+
+
+class BodySizeLimitMiddleware:
+    """Answer 413 in the one error shape for bodies over ``max_bytes``."""
+
+    def __init__(self, app: Any, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def _reject(self, send: Any) -> None:
+        body = orjson.dumps(
+            {
+                "error": {
+                    "code": "body_too_large",
+                    "message": f"request body exceeds the limit of {self.max_bytes} bytes (max_body_bytes)",
+                    "field": None,
+                }
+            }
+        )
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 413,
+                "headers": [
+                    (b"content-type", b"application/json"),
+                    (b"content-length", str(len(body)).encode()),
+                ],
+            }
+        )
+        await send({"type": "http.response.body", "body": body})
+
+    async def __call__(self, scope: MutableMapping[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        for name, value in scope.get("headers", ()):
+            if name == b"content-length":
+                try:
+                    declared = int(value)
+                except ValueError:
+                    declared = 0
+                if declared > self.max_bytes:
+                    await self._reject(send)
+                    return
+        if any(name == b"content-length" for name, _ in scope.get("headers", ())):
+            await self.app(scope, receive, send)
+            return
+        # No declared length (chunked): read the body here, bounded, then replay it to the app.
+        chunks: list[bytes] = []
+        received = 0
+        while True:
+            message = await receive()
+            if message["type"] != "http.request":
+                await self.app(scope, _replay([message]), send)
+                return
+            chunk = message.get("body", b"")
+            received += len(chunk)
+            if received > self.max_bytes:
+                await self._reject(send)
+                return
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                break
+        await self.app(scope, _replay([{"type": "http.request", "body": b"".join(chunks)}], receive), send)
+
+
+def _replay(messages: list[MutableMapping[str, Any]], then: Any = None) -> Any:
+    """A ``receive`` that returns ``messages`` first, then defers to ``then`` (disconnects)."""
+    pending = list(messages)
+
+    async def receive() -> MutableMapping[str, Any]:
+        if pending:
+            return pending.pop(0)
+        if then is None:
+            return {"type": "http.disconnect"}
+        return await then()
+
+    return receive
+
+
+def _set_max(schema: dict[str, Any], key: str, value: int) -> None:
+    """Set ``key`` on the integer/array branch of a (possibly ``anyOf``-nullable) property."""
+    branches = schema.get("anyOf", [schema])
+    for branch in branches:
+        if branch.get("type") in ("integer", "array"):
+            branch[key] = value
+
+
+def apply_limits_to_openapi(app: FastAPI, settings: Settings) -> None:
+    """Write ``max_k`` and ``max_batch_size`` into the served schema, so clients (and schema-driven
+    test tools) see the same limits the pipeline enforces."""
+    original: Callable[[], dict[str, Any]] = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema:
+            return app.openapi_schema
+        schema = original()
+        components = schema.get("components", {}).get("schemas", {})
+        for name in ("RecommendRequest", "BatchRecommendRequest", "SimilarRequest"):
+            props = components.get(name, {}).get("properties", {})
+            if "k" in props:
+                _set_max(props["k"], "maximum", settings.max_k)
+        batch = components.get("BatchRecommendRequest", {}).get("properties", {})
+        if "user_ids" in batch:
+            _set_max(batch["user_ids"], "maxItems", settings.max_batch_size)
+        for path in schema.get("paths", {}).values():
+            for op in path.values():
+                for param in op.get("parameters", []) if isinstance(op, dict) else []:
+                    if param.get("name") == "k" and param.get("in") == "query":
+                        _set_max(param["schema"], "maximum", settings.max_k)
+        app.openapi_schema = schema
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
