@@ -1,1 +1,18 @@
-"""Benchmarks: scripts that print figures (never assertions on speed)."""
+"""Benchmarks: scripts that print figures (never assertions on speed).
+
+``recserve bench``: how fast the service is at catalogue scale, measured against its limits.
+
+Four parts, each a module with one ``run_*`` entry point returning plain dicts:
+
+* :mod:`benchmarks.catalogue` — synthetic catalogues (10k … 1M items) built once and cached
+  under ``var/bench/`` as ordinary model-store bundles, so the service loads them like any model.
+* :mod:`benchmarks.retrieval` — HNSW recall@100 against exact ``IndexFlatIP`` over an efSearch
+  sweep, queries/s of both, build time and bytes per item.
+* :mod:`benchmarks.service` — a real uvicorn process under ``wrk`` load: requests/s and latency
+  percentiles per endpoint, as a ratio of a trivial endpoint of the same app; service RSS.
+* :mod:`benchmarks.stages` — the time of each stage of one request, so the slowest is named.
+
+:mod:`benchmarks.report` turns the results into the table (stdout, ``docs/performance.md``).
+Every ratio is taken between figures measured in the same run: the machine is shared and
+absolute times drift from run to run.
+"""

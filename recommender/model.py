@@ -20,7 +20,7 @@ from recommender.diversity import mmr_order, most_similar
 from recommender.features import FeatureAssembler
 from recommender.filters import AttributeIndex, ItemFilter
 from recommender.idmap import IdMap
-from recommender.ranker import DeepFeatureRanking
+from recommender.ranker import DeepFeatureRanking, FrozenRanker
 from recommender.retrieval import ItemIndex
 from recommender.selector import TopKRecommendationSelector
 
@@ -37,6 +37,17 @@ def _stage(timings: Timings | None, name: str) -> Iterator[None]:
         yield
     finally:
         timings[name] = timings.get(name, 0.0) + time.perf_counter() - start
+
+
+def _isin(values: np.ndarray, excluded: np.ndarray) -> np.ndarray:
+    """``np.isin`` for a short exclusion list: one broadcast compare instead of sorting both sides.
+
+    A user's seen list is usually tens of items against ~200 candidates; ``np.isin`` sorts and
+    costs several times more there. Long lists fall back to it (the compare grows as n × m).
+    """
+    if len(excluded) > 64:
+        return np.isin(values, excluded)
+    return (values[:, None] == excluded[None, :]).any(axis=1)
 
 
 @dataclass
@@ -72,6 +83,10 @@ class RecommenderModel:
     n_candidates: int = 200
     item_attributes: dict[str, list[list[str]]] = field(default_factory=dict)
     metadata: dict[str, Any] = field(default_factory=dict)
+    # HNSW beam for /similar-items: the bundle's efSearch is sized for ``n_candidates`` results;
+    # k≈10 neighbours of an item need far less (measured in docs/performance.md).
+    similar_ef_search: int = 64
+    _frozen: FrozenRanker | None = field(default=None, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         n_items, dim = self.item_emb.shape
@@ -139,6 +154,7 @@ class RecommenderModel:
         n: int,
         exclude: list[np.ndarray] | None = None,
         allowed: np.ndarray | None = None,
+        ef_search: int | None = None,
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Top-``n`` candidates per query with excluded and filtered-out items removed.
 
@@ -166,7 +182,7 @@ class RecommenderModel:
         if exact:
             scores, idx = self._exact_top(queries, pool, n + extra)
         else:
-            scores, idx = self.index.search(queries, min(fetch, self.n_items))
+            scores, idx = self.index.search(queries, min(fetch, self.n_items), ef_search)
         complete = exact or idx.shape[1] >= self.n_items
         cand = np.zeros((b, n), np.int64)
         cscore = np.zeros((b, n), np.float32)
@@ -192,7 +208,7 @@ class RecommenderModel:
         if allowed is not None:
             keep &= allowed[np.where(keep, row_idx, 0)]
         if excl is not None:
-            keep &= ~np.isin(row_idx, excl)
+            keep &= ~_isin(row_idx, excl)
         return row_idx[keep][:n], row_sc[keep][:n]
 
     # -- stage 2 -------------------------------------------------------------------------------
@@ -210,8 +226,17 @@ class RecommenderModel:
         with _stage(timings, "features"):
             rows = self.features.assemble(user_feats, profiles, cand, cscore)
         with _stage(timings, "ranking"), torch.inference_mode():
-            out = self.ranker(torch.from_numpy(rows))
+            out = self._scorer()(torch.from_numpy(rows))
         return out[..., 0].numpy()
+
+    def _scorer(self) -> FrozenRanker | DeepFeatureRanking:
+        """The ranker with BatchNorm folded in (rebuilt whenever the ranker or its weights change)."""
+        assert self.ranker is not None
+        if self.ranker.training:
+            return self.ranker
+        if self._frozen is None or not self._frozen.is_current(self.ranker):
+            self._frozen = FrozenRanker(self.ranker)
+        return self._frozen
 
     def user_inputs(self, users: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(embeddings, side features, tag profiles) for known users."""
@@ -351,6 +376,13 @@ class RecommenderModel:
             )
         return out
 
+    def _similar_ef(self, n: int) -> int | None:
+        """Beam for ``n`` neighbours: ``max(similar_ef_search, 4n)``, never wider than the bundle's."""
+        bundle_ef = self.index.ef_search
+        if bundle_ef is None:
+            return None
+        return max(n, min(bundle_ef, max(self.similar_ef_search, 4 * n)))
+
     def similar(
         self,
         item: int,
@@ -364,7 +396,9 @@ class RecommenderModel:
         if exclude_items is not None and len(exclude_items):
             exclude = np.concatenate([exclude, np.asarray(exclude_items, np.int64)])
         with _stage(timings, "retrieval"):
-            cand, cscore, valid = self.retrieve(self.item_emb[item][None, :], k, [exclude], allowed)
+            cand, cscore, valid = self.retrieve(
+                self.item_emb[item][None, :], k, [exclude], allowed, self._similar_ef(k + len(exclude))
+            )
         m = int(valid[0].sum())
         return Recommendations(cand[0, :m], cscore[0, :m], cscore[0, :m])
 

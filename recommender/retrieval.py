@@ -66,17 +66,25 @@ class ItemIndex:
         if self.kind == "hnsw":
             self.index.hnsw.efSearch = int(ef)
 
-    def search(self, queries: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
-        """Top-``n`` items per query row: ``(scores (q, n) float32, indices (q, n) int64)``."""
+    def search(
+        self, queries: np.ndarray, n: int, ef_search: int | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Top-``n`` items per query row: ``(scores (q, n) float32, indices (q, n) int64)``.
+
+        ``ef_search`` overrides the HNSW beam width for this call only (never below ``n``);
+        ignored by exact indexes.
+        """
         q = np.ascontiguousarray(queries, dtype=np.float32)
         if q.ndim == 1:
             q = q[None, :]
         if q.shape[1] != self.dim:
             raise ValueError(f"query dimension {q.shape[1]} does not match index dimension {self.dim}")
         n = max(1, min(int(n), self.n_items))
-        if self.kind == "hnsw" and self.index.hnsw.efSearch < n:
-            # HNSW cannot return more than efSearch results; widen for this call only.
-            params = faiss.SearchParametersHNSW(efSearch=n)
+        current = self.index.hnsw.efSearch if self.kind == "hnsw" else None
+        ef = max(n, ef_search or current or 0)
+        if current is not None and ef != current:
+            # HNSW cannot return more than efSearch results: the beam is set for this call only.
+            params = faiss.SearchParametersHNSW(efSearch=ef)
             scores, idx = self.index.search(q, n, params=params)
         else:
             scores, idx = self.index.search(q, n)

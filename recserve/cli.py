@@ -11,7 +11,7 @@ import logging
 import sys
 from collections.abc import Sequence
 
-from recserve import commands, precompute_cmd, store_cmd
+from recserve import bench_cmd, commands, precompute_cmd, store_cmd
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -68,6 +68,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("precompute", help="write every user's and item's top-N list to Redis")
     precompute_cmd.add_arguments(p)
     p.set_defaults(func=precompute_cmd.run)
+
+    p = sub.add_parser("bench", help="benchmark retrieval, the service under load, stages and memory")
+    bench_cmd.add_arguments(p)
+    p.set_defaults(func=bench_cmd.run)
     return parser
 
 

@@ -76,3 +76,7 @@ class Settings(BaseSettings):
         if not value.startswith(("redis://", "rediss://", "unix://")):
             raise ValueError(f"must start with redis://, rediss:// or unix://, got {value!r}")
         return value
+
+    bench_endpoints: bool = Field(
+        False, description="Serve GET /bench/baseline (constant JSON): the benchmark's reference endpoint."
+    )

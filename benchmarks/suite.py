@@ -1,0 +1,103 @@
+"""Run the parts of the benchmark for each catalogue size and gather one results dict."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from benchmarks import report
+from benchmarks.catalogue import DEFAULT_DIR, CatalogueSpec, ensure_catalogue
+
+PARTS = ("retrieval", "service", "stages")
+
+
+@dataclass
+class BenchOptions:
+    sizes: Sequence[int] = (10_000, 100_000, 1_000_000)
+    parts: Sequence[str] = PARTS
+    n_users: int = 10_000
+    seed: int = 0
+    cache_dir: Path = DEFAULT_DIR
+    duration_s: float = 5.0
+    concurrencies: Sequence[int] = (1, 8)
+    n_queries: int = 500
+    ef_sweep: Sequence[int] = field(default_factory=lambda: (128, 256, 512, 1024))
+    redis_url: str | None = None
+    build_threads: int | None = None
+    workers: int = 1
+    ef_construction: int = 200
+    hnsw_m: int = 32
+
+
+def _service_summary(raw: dict[str, Any], concurrencies: Sequence[int]) -> dict[str, Any]:
+    """Per endpoint: the headline figures at the highest concurrency, plus every concurrency."""
+    top = str(max(concurrencies))
+    out: dict[str, Any] = {"load_seconds": raw["load_seconds"]}
+    wrk, server = [], []
+    for ep, runs in raw["endpoints"].items():
+        head = runs[top]
+        out[ep] = {
+            "rps": head["rps"],
+            "p50_ms": head["p50_ms"],
+            "p95_ms": head["p95_ms"],
+            "p99_ms": head["p99_ms"],
+            "ratio_to_baseline": head["ratio_to_baseline"],
+            "cpu_us_per_req": head["cpu_us_per_req"],
+            "by_concurrency": runs,
+        }
+        wrk += [r["wrk_cpu"] for r in runs.values()]
+        server += [r["server_cpu"] for r in runs.values()]
+    out["max_wrk_cpu"] = max(wrk, default=None)
+    out["max_server_cpu"] = max(server, default=None)
+    if "cache_skipped" in raw:
+        out["cache_skipped"] = raw["cache_skipped"]
+    return out
+
+
+def run_suite(opts: BenchOptions, log: Callable[[str], None] = print) -> dict[str, Any]:
+    """Every requested part at every size; the smaller sizes first (they fail fast)."""
+    from benchmarks.retrieval import run_retrieval
+    from benchmarks.service import run_service
+    from benchmarks.stages import run_stages
+
+    results: dict[str, Any] = {
+        "sizes": sorted(opts.sizes),
+        "concurrencies": list(opts.concurrencies),
+        "workers": opts.workers,
+        "ef_construction": opts.ef_construction,
+        "hnsw_m": opts.hnsw_m,
+        "machine": report.machine(),
+        "retrieval": {},
+        "service": {},
+        "stages": {},
+        "rss_mb": {},
+        "raw_mb": {},
+    }
+    for n in sorted(opts.sizes):
+        spec = CatalogueSpec(
+            n_items=n,
+            n_users=opts.n_users,
+            seed=opts.seed,
+            hnsw_ef_construction=opts.ef_construction,
+            hnsw_m=opts.hnsw_m,
+        )
+        cat = ensure_catalogue(spec, opts.cache_dir, opts.build_threads, log=log)
+        key = str(n)
+        results["raw_mb"][key] = (cat.embedding_bytes + cat.index_bytes) / 2**20
+        if "retrieval" in opts.parts:
+            log(f"[{report.size_label(n)}] retrieval: recall and q/s, efSearch {list(opts.ef_sweep)}")
+            results["retrieval"][key] = run_retrieval(cat, opts.n_queries, opts.ef_sweep)
+        if "stages" in opts.parts:
+            log(f"[{report.size_label(n)}] stages of one request")
+            results["stages"][key] = run_stages(cat)
+        if "service" in opts.parts:
+            log(f"[{report.size_label(n)}] service under wrk load")
+            raw = run_service(cat, opts.concurrencies, opts.duration_s, opts.redis_url, log, opts.workers)
+            results["service"][key] = _service_summary(raw, opts.concurrencies)
+            results["rss_mb"][key] = raw["rss_mb"]
+    results["machine"]["load_after"] = os.getloadavg()[0]
+    results["targets"] = report.targets(results)
+    return results

@@ -1,0 +1,57 @@
+"""``recserve bench`` end to end at a tiny size (slow: starts a real uvicorn and wrk)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from recserve.cli import main
+
+
+def test_bad_items_is_a_cli_error(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exc:
+        main(["bench", "--items", "0"])
+    assert exc.value.code == 2 and "--items" in capsys.readouterr().err
+
+
+def test_unknown_part_is_a_cli_error(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exc:
+        main(["bench", "--parts", "retrieval,warp"])
+    assert exc.value.code == 2 and "--parts" in capsys.readouterr().err
+
+
+def test_cache_run_needs_redis(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("RECSERVE_REDIS_URL", raising=False)
+    assert main(["bench", "--items", "400", "--cache"]) == 2
+    assert "--redis-url" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(shutil.which("wrk") is None, reason="wrk not installed (apt-get install -y wrk)")
+def test_bench_runs_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    doc = tmp_path / "performance.md"
+    argv = [
+        "bench", "--items", "400", "--users", "60", "--duration", "1", "--concurrency", "2",
+        "--queries", "20", "--ef", "16", "--cache-dir", str(tmp_path / "cache"), "--doc", str(doc), "--json",
+    ]  # fmt: skip
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    results = json.loads(out.strip().splitlines()[-1])
+    n = "400"
+    assert set(results) >= {"retrieval", "service", "rss_mb", "stages", "targets"}
+    assert 0 <= results["retrieval"][n]["recall@100"] <= 1 and results["retrieval"][n]["speedup"] > 0
+    svc = results["service"][n]
+    for ep in ("baseline", "recommend", "similar"):
+        run = svc[ep]["by_concurrency"]["2"]
+        assert run["errors"] == 0 and run["requests"] > 0
+        assert {"rps", "p50_ms", "p99_ms", "ratio_to_baseline"} <= set(svc[ep])
+        assert svc[ep]["p50_ms"] <= svc[ep]["p99_ms"]
+    assert svc["recommend"]["by_concurrency"]["2"]["cache_fraction"] == 0.0  # all computed
+    assert svc["baseline"]["ratio_to_baseline"] == 1.0
+    assert results["rss_mb"][n] > 0
+    text = doc.read_text()
+    assert "recserve bench" in text and "| measure |" in text and "## Targets" in text
+    assert "| measure |" in out  # the table went to stdout too

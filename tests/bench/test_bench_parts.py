@@ -1,0 +1,101 @@
+"""Smoke tests of the benchmark parts on a tiny catalogue: they run and report sane figures.
+
+No timing assertions: speed is what the benchmark prints, not what a unit test checks.
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from benchmarks import report
+from benchmarks.catalogue import Catalogue, embeddings, ensure_catalogue
+from benchmarks.retrieval import recall_at, run_retrieval
+from benchmarks.stages import MODEL_STAGES, run_stages
+from model_store import LocalStore
+
+
+def test_catalogue_is_a_loadable_bundle_with_realistic_norms(tiny_catalogue: Catalogue) -> None:
+    TINY = tiny_catalogue.spec
+    model, manifest = LocalStore(tiny_catalogue.store_root).load()
+    assert model.n_items == TINY.n_items and model.n_users == TINY.n_users
+    assert model.item_emb.shape[1] == 64 and model.ranker is not None
+    assert model.ranker.hidden_units == 64 and model.ranker.num_layers == 2  # the default size
+    norms = np.linalg.norm(model.item_emb, axis=1)
+    assert norms.std() / norms.mean() > 0.2  # log-normal spread, not unit vectors
+    assert manifest["dims"]["n_items"] == TINY.n_items
+    assert tiny_catalogue.index_bytes > 0 and tiny_catalogue.embedding_bytes > 0
+
+
+def test_catalogue_is_reused_not_rebuilt(tiny_catalogue: Catalogue) -> None:
+    root = tiny_catalogue.store_root.parent.parent
+    again = ensure_catalogue(
+        tiny_catalogue.spec, root, log=lambda _: pytest.fail("rebuilt a cached catalogue")
+    )
+    assert again.store_root == tiny_catalogue.store_root
+    assert len(LocalStore(again.store_root).list_versions()) == 1
+
+
+def test_embeddings_are_seeded(tiny_catalogue: Catalogue) -> None:
+    a = embeddings(tiny_catalogue.spec)[1]
+    b = embeddings(tiny_catalogue.spec)[1]
+    np.testing.assert_array_equal(a, b)
+
+
+def test_recall_at_counts_overlap() -> None:
+    exact = np.array([[1, 2, 3, 4], [5, 6, 7, 8]])
+    approx = np.array([[4, 3, 9, -1], [5, 6, 7, 8]])
+    assert recall_at(approx, exact) == pytest.approx((2 / 4 + 4 / 4) / 2)
+
+
+def test_retrieval_reports_recall_and_speedup(tiny_catalogue: Catalogue) -> None:
+    r = run_retrieval(tiny_catalogue, n_queries=20, ef_sweep=(8, 128), budget_s=0.05)
+    efs = [row["ef_search"] for row in r["sweep"]]
+    assert efs == sorted(efs) and tiny_catalogue.spec.hnsw_ef_search in efs and 8 in efs
+    for row in r["sweep"]:
+        assert 0.0 <= row["recall@100"] <= 1.0 and row["qps"] > 0 and row["speedup"] > 0
+    # On 400 items a beam of 256 visits most of the graph: HNSW must be (nearly) exact there.
+    assert r["recall@100"] >= 0.95
+    assert r["bytes_per_item"] > 64 * 4  # the index stores the vectors plus the graph
+    assert r["recall@100"] == next(x for x in r["sweep"] if x["ef_search"] == r["ef_search"])["recall@100"]
+
+
+def test_stages_name_the_slowest(tiny_catalogue: Catalogue) -> None:
+    r = run_stages(tiny_catalogue, n_requests=6)
+    rec = r["recommend_us"]
+    assert set(MODEL_STAGES) <= set(rec) and {"response", "serialization", "total"} <= set(rec)
+    assert all(v >= 0 for v in rec.values()) and rec["total"] > 0
+    assert r["slowest"] in rec and r["slowest"] != "total"
+    assert rec[r["slowest"]] == max(v for k, v in rec.items() if k != "total")
+
+
+def test_report_table_and_targets_from_results(tiny_catalogue: Catalogue) -> None:
+    n = str(tiny_catalogue.spec.n_items)
+    results = {
+        "sizes": [tiny_catalogue.spec.n_items],
+        "concurrencies": [8],
+        "retrieval": {n: run_retrieval(tiny_catalogue, n_queries=10, ef_sweep=(64,), budget_s=0.02)},
+        "service": {
+            n: {
+                "recommend": {
+                    "p99_ms": 12.0,
+                    "ratio_to_baseline": 0.3,
+                    "by_concurrency": {
+                        "8": {"rps": 10, "p50_ms": 1, "p95_ms": 2, "p99_ms": 12.0, "ratio_to_baseline": 0.3}
+                    },
+                },
+            }
+        },
+        "rss_mb": {n: 700.0},
+        "raw_mb": {n: 50.0},
+    }
+    checks = {c["target"]: c for c in report.targets(results)}
+    assert checks["/recommend computed p99 @c=8 (ms)"]["met"] is False
+    assert checks["/recommend computed / baseline"]["met"] is True
+    assert checks["RSS - (embeddings + index) (MB)"]["value"] == pytest.approx(650.0)
+    assert checks["/recommend cache hit / baseline"]["met"] is None  # not measured: n/a, not a pass
+    text = report.table(results)
+    assert "| measure | 400 |" in text and "/recommend computed c=8" in text and "30%" in text
+    json.dumps(results)  # the --json line must be serialisable
