@@ -36,6 +36,10 @@ class Settings(BaseSettings):
     max_k: int = Field(500, ge=1, description="Largest k a request may ask for.")
     torch_threads: int = Field(1, ge=1, description="Intra-op threads for the ranker (1 keeps latency flat).")
     log_level: str = "info"
+    access_log: bool = Field(
+        False,
+        description="uvicorn's per-request access log (off: /metrics counts requests, and it costs CPU).",
+    )
     max_batch_size: int = Field(
         100, ge=1, le=10_000, description="Most users one /recommend/batch may ask for."
     )
