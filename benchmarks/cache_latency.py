@@ -93,7 +93,7 @@ def main() -> int:
         store = (args.store or tmpdir / "store").resolve()  # services run in another cwd
         ensure_model(store, args.small)
         model, _ = LocalStore(store).load()
-        model.n_candidates = Settings(_env_file=None).n_candidates
+        model.n_candidates = Settings(_env_file=None).n_candidates or model.n_candidates
         redis_proc = RedisProcess.on_free_port(tmpdir)
         services: dict[str, ServiceProcess] = {}
         try:

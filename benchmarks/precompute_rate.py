@@ -112,7 +112,7 @@ def main() -> int:
     else:
         model = random_model(args.users, args.items, args.dim)
         what = f"random-embedding model, dim {args.dim}"
-    model.n_candidates = Settings(_env_file=None).n_candidates
+    model.n_candidates = Settings(_env_file=None).n_candidates or model.n_candidates
     print(
         f"{what}: {model.n_users:,} users, {model.n_items:,} items, "
         f"{model.n_candidates} candidates (built in {time.perf_counter() - started:.1f} s)"
