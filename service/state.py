@@ -63,6 +63,7 @@ def warm_up(model: RecommenderModel, n_queries: int) -> None:
         answers = [model.recommend(np.array([u]), 10)[0] for u in users.tolist()]
         answers += model.recommend(users, 10)
         answers += [model.similar(int(i), 10) for i in items.tolist()]
+        _ = model.attribute_index  # the filter index is lazy; build it here, not on a request
     except Exception as exc:
         raise _WarmupFailed(f"model {model.version}: warm-up query failed: {exc}") from exc
     for rec in answers:
