@@ -2,7 +2,7 @@
 
 Shape of a request's life, kept flat on purpose so a precomputed-list cache slots in at one place:
 
-    RecommendQuery (options normalised, k checked)  →  lookup(loaded, query)  →  compute(loaded, query)
+    RecommendQuery (options normalised, k checked)  →  lookup(loaded, query, allowed)  →  compute(…)
 
 ``lookup`` is the hook: it returns a finished body (e.g. a cached list post-filtered for this
 query's exclusions/filter) or ``None``, and then ``compute`` runs the model.
@@ -154,12 +154,16 @@ class ServingPipeline:
     # -- /recommend --------------------------------------------------------------------------
     def recommend(self, query: RecommendQuery) -> tuple[LoadedModel, dict[str, Any]]:
         loaded = self.loaded()
-        body = self.lookup(loaded, query)
+        # The filter mask is O(n_items): build it once for both the lookup and a compute on a miss.
+        allowed = _mask(loaded.model, query.item_filter)
+        body = self.lookup(loaded, query, allowed)
         if body is None:
-            body = self.compute(loaded, query)
+            body = self.compute(loaded, query, allowed)
         return loaded, body
 
-    def lookup(self, loaded: LoadedModel, query: RecommendQuery) -> dict[str, Any] | None:
+    def lookup(
+        self, loaded: LoadedModel, query: RecommendQuery, allowed: np.ndarray | None
+    ) -> dict[str, Any] | None:
         """The cache hook: a finished body for ``query`` from a precomputed list, or ``None``.
 
         Stored lists are a known user's top N with seen items excluded, so only such queries may
@@ -178,7 +182,7 @@ class ServingPipeline:
             query.k,
             cacheable,
             query.exclude_item_ids,
-            _mask(model, query.item_filter) if cacheable else None,
+            allowed,
         )
         if items is None:
             return None
@@ -192,9 +196,11 @@ class ServingPipeline:
             "notes": [],
         }
 
-    def compute(self, loaded: LoadedModel, query: RecommendQuery) -> dict[str, Any]:
+    def compute(
+        self, loaded: LoadedModel, query: RecommendQuery, allowed: np.ndarray | None
+    ) -> dict[str, Any]:
+        """Run the model for ``query``; ``allowed`` is its item-filter mask (None = all items)."""
         model = loaded.model
-        allowed = _mask(model, query.item_filter)
         excluded = _known_items(model, query.exclude_item_ids)
         notes: list[str] = []
         timings: dict[str, float] = {}

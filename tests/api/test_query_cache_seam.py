@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 
@@ -55,7 +56,9 @@ class _Canned(ServingPipeline):
 
     computed: list[RecommendQuery]
 
-    def lookup(self, loaded: LoadedModel, query: RecommendQuery) -> dict[str, Any] | None:
+    def lookup(
+        self, loaded: LoadedModel, query: RecommendQuery, allowed: np.ndarray | None
+    ) -> dict[str, Any] | None:
         if not query.plain:
             return None
         return {
@@ -68,9 +71,11 @@ class _Canned(ServingPipeline):
             "notes": [],
         }
 
-    def compute(self, loaded: LoadedModel, query: RecommendQuery) -> dict[str, Any]:
+    def compute(
+        self, loaded: LoadedModel, query: RecommendQuery, allowed: np.ndarray | None
+    ) -> dict[str, Any]:
         self.computed.append(query)
-        return super().compute(loaded, query)
+        return super().compute(loaded, query, allowed)
 
 
 @pytest.fixture
