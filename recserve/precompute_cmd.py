@@ -1,8 +1,10 @@
 """``recserve precompute``: write every top-N list of the current model to Redis, marker last.
 
 Defaults come from the service settings (``RECSERVE_REDIS_URL``, ``RECSERVE_REDIS_PREFIX``,
-``RECSERVE_REDIS_TTL_S``, ``RECSERVE_CACHE_LIST_SIZE``), so the job and the service it feeds
-agree on keys and list length without repeating them. Meant to run after each publish or on a
+``RECSERVE_REDIS_TTL_S``, ``RECSERVE_CACHE_LIST_SIZE``), whose own defaults are
+``listcache.DEFAULTS``, so the job and the service it feeds agree on keys and list length
+without repeating them. The job itself is :func:`listcache.precompute.precompute`, writing
+through :class:`listcache.redis_backend.RedisBackend`. Meant to run after each publish or on a
 schedule next to the service.
 """
 
@@ -20,7 +22,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--prefix", default=None, help="key prefix (default: RECSERVE_REDIS_PREFIX)")
     p.add_argument("--n", type=int, default=None, help="list length N (default: RECSERVE_CACHE_LIST_SIZE)")
     p.add_argument("--ttl", type=int, default=None, help="seconds lists live (default: RECSERVE_REDIS_TTL_S)")
-    p.add_argument("--batch-size", type=int, default=256, help="users/items per compute + pipeline batch")
+    p.add_argument(
+        "--batch-size",
+        type=int,
+        default=None,
+        help="users/items per compute call and Redis pipeline (default: listcache DEFAULTS.batch_size)",
+    )
     p.add_argument("--threads", type=int, default=1, help="torch and FAISS threads")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--json", action="store_true", help="print the report as JSON on the last line")
@@ -38,9 +45,11 @@ def run(args: argparse.Namespace) -> int:
     import torch
     from pydantic import ValidationError
 
+    from listcache import DEFAULTS, WriteError
+    from listcache.precompute import PrecomputeConfig, precompute
+    from listcache.redis_backend import RedisBackend
     from model_store import StoreError, open_store
     from service.settings import Settings
-    from training.precompute import PrecomputeConfig, precompute
 
     try:
         settings = Settings()
@@ -55,7 +64,9 @@ def run(args: argparse.Namespace) -> int:
         n=_positive("n", args.n if args.n is not None else settings.cache_list_size),
         ttl_s=_positive("ttl", args.ttl if args.ttl is not None else settings.redis_ttl_s),
         prefix=args.prefix or settings.redis_prefix,
-        batch_size=_positive("batch-size", args.batch_size),
+        batch_size=_positive(
+            "batch-size", args.batch_size if args.batch_size is not None else DEFAULTS.batch_size
+        ),
     )
     torch.set_num_threads(_positive("threads", args.threads))
     faiss.omp_set_num_threads(args.threads)
@@ -74,8 +85,8 @@ def run(args: argparse.Namespace) -> int:
     except (redis.RedisError, ValueError) as exc:
         raise CLIError(f"cannot reach Redis at {url}: {exc}") from exc
     try:
-        report = precompute(model, client, config, progress=not args.no_progress)
-    except redis.RedisError as exc:
+        report = precompute(model, RedisBackend(client), config, progress=not args.no_progress)
+    except WriteError as exc:
         raise CLIError(f"writing to Redis at {url} failed (no ready marker written): {exc}") from exc
     finally:
         client.close()

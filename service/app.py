@@ -11,14 +11,14 @@ from contextlib import asynccontextmanager
 import torch
 from fastapi import FastAPI
 
-from service.cache import build_cache
 from service.errors import install_error_handlers
 from service.limits import BodySizeLimitMiddleware, apply_limits_to_openapi
+from service.lists import CachedLists, build_list_cache
 from service.metrics import Metrics, MetricsMiddleware
-from service.pipeline import ServingPipeline
 from service.routers import admin, bench, health, recommend, similar
 from service.settings import Settings
 from service.state import ModelHolder
+from service.strategies import Serving
 
 log = logging.getLogger("recserve")
 
@@ -45,7 +45,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         warmup_queries=settings.warmup_queries,
         cache_dir=settings.store_cache_dir,
     )
-    cache = build_cache(settings, metrics)
+    lists = CachedLists(build_list_cache(settings, metrics), metrics)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -58,8 +58,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         try:
             yield
         finally:
-            if cache is not None:
-                cache.close()
+            lists.close()
             if poller is not None:
                 poller.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
@@ -74,8 +73,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.metrics = metrics
     app.state.holder = holder
-    app.state.cache = cache
-    app.state.pipeline = ServingPipeline(holder, settings, metrics, cache)
+    app.state.cache = lists.cache
+    app.state.serving = Serving(holder, settings, metrics, lists)
     install_error_handlers(app)
     app.include_router(recommend.router)
     app.include_router(similar.router)

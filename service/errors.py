@@ -1,4 +1,10 @@
-"""One error shape for every 4xx: ``{"error": {"code", "message", "field"}}``."""
+"""One error shape for every error answer: ``{"error": {"code", "message", "field"}}``.
+
+Domain errors (:mod:`service.exceptions`) are mapped to a status here and only here; request
+validation errors are reshaped from pydantic's; framework errors (unknown route, wrong method)
+keep their status and headers. Refusals that happen before the app runs (an over-long request
+line) use the same shape: ``service/http_protocol.py``.
+"""
 
 from __future__ import annotations
 
@@ -8,22 +14,31 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
+from service.exceptions import InvalidRequest, NoModel, NotFound, ServingError
 from service.responses import FastJSONResponse
 
 log = logging.getLogger("recserve.errors")
 
+#: domain error class → HTTP status (the first matching base class wins)
+STATUS: tuple[tuple[type[ServingError], int], ...] = ((NoModel, 503), (NotFound, 404), (InvalidRequest, 422))
+
 
 class APIError(Exception):
-    """Raised by handlers for an expected client or availability error."""
+    """An HTTP-level refusal outside the serving domain (admin authentication, reload conflicts)."""
 
     def __init__(self, status: int, code: str, message: str, field: str | None = None) -> None:
         super().__init__(message)
         self.status, self.code, self.message, self.field = status, code, message, field
 
 
-def _body(code: str, message: str, field: str | None) -> dict[str, Any]:
+def error_body(code: str, message: str, field: str | None) -> dict[str, Any]:
     return {"error": {"code": code, "message": message, "field": field}}
+
+
+def status_of(exc: ServingError) -> int:
+    return next((status for cls, status in STATUS if isinstance(exc, cls)), 500)
 
 
 def _field_name(error: dict[str, Any]) -> str | None:
@@ -39,10 +54,28 @@ def _field_name(error: dict[str, Any]) -> str | None:
     return ".".join(parts) or None
 
 
+def allowed_methods(request: Request) -> str:
+    """Every method some route serves at this path (``Allow`` of a 405, RFC 9110 §15.5.6).
+
+    Starlette names only the methods of the first route whose path matched; /recommend has a
+    GET and a POST route, so its 405 would advertise half of them.
+    """
+    methods: set[str] = set()
+    for route in request.app.router.routes:
+        match, _ = route.matches({**request.scope, "method": "GET"})
+        if match != Match.NONE:
+            methods |= set(getattr(route, "methods", None) or ())
+    return ", ".join(sorted(methods))
+
+
 def install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(ServingError)
+    async def _serving(_: Request, exc: ServingError) -> FastJSONResponse:
+        return FastJSONResponse(error_body(exc.code, exc.message, exc.field), status_code=status_of(exc))
+
     @app.exception_handler(APIError)
     async def _api_error(_: Request, exc: APIError) -> FastJSONResponse:
-        return FastJSONResponse(_body(exc.code, exc.message, exc.field), status_code=exc.status)
+        return FastJSONResponse(error_body(exc.code, exc.message, exc.field), status_code=exc.status)
 
     @app.exception_handler(RequestValidationError)
     async def _validation(_: Request, exc: RequestValidationError) -> FastJSONResponse:
@@ -56,16 +89,21 @@ def install_error_handlers(app: FastAPI) -> None:
             )
         else:
             message = f"{field}: {first.get('msg')}" if field else str(first.get("msg"))
-        return FastJSONResponse(_body("validation_error", message, field), status_code=422)
+        return FastJSONResponse(error_body("validation_error", message, field), status_code=422)
 
     @app.exception_handler(Exception)
     async def _unexpected(_: Request, exc: Exception) -> FastJSONResponse:
         # A bug, not a client error: log it with its traceback, answer without one.
         log.exception("unhandled error")
-        return FastJSONResponse(_body("internal_error", "internal error", None), status_code=500)
+        return FastJSONResponse(error_body("internal_error", "internal error", None), status_code=500)
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http(_: Request, exc: StarletteHTTPException) -> FastJSONResponse:
+    async def _http(request: Request, exc: StarletteHTTPException) -> FastJSONResponse:
         codes = {400: "bad_request", 404: "not_found", 405: "method_not_allowed"}
         code = codes.get(exc.status_code, "http_error")
-        return FastJSONResponse(_body(code, str(exc.detail), None), status_code=exc.status_code)
+        headers = dict(exc.headers or {})
+        if exc.status_code == 405:
+            headers["Allow"] = allowed_methods(request)
+        return FastJSONResponse(
+            error_body(code, str(exc.detail), None), status_code=exc.status_code, headers=headers
+        )

@@ -1,7 +1,10 @@
-"""Request-size limits: a body-size guard and configured limits written into the OpenAPI schema.
+"""Request-size limits: URL and body bounds, and configured limits written into the OpenAPI schema.
 
 The body guard is a pure ASGI middleware so an oversized body is refused while it streams in
 (``Content-Length`` checked up front; chunked bodies counted) instead of being parsed first.
+The URL bound is enforced by the HTTP protocol (``service/http_protocol.py``), before any ASGI
+code runs; the schema's query-list bounds are derived from it, so every GET the schema allows
+fits (``tests/api/test_url_limits.py`` checks the arithmetic against the served schema).
 """
 
 from __future__ import annotations
@@ -13,6 +16,16 @@ import orjson
 from fastapi import FastAPI
 
 from service.settings import Settings
+
+#: Longest request target (path + query) accepted: the limit of uvicorn's default parser
+#: (httptools' ``parse_url`` refuses 65,536 bytes). Longer ones get a 414 in the one error shape.
+MAX_URL_BYTES = 65_535
+#: Worst case for one id in a query string: 256 characters of 4-byte UTF-8, each byte as ``%XX``.
+MAX_ID_URL_BYTES = 256 * 4 * 3
+#: Ids per list parameter of a GET. /recommend has two such lists and a user_id: with 10 each,
+#: 21 worst-case ids plus parameter names and the scalar options stay under MAX_URL_BYTES
+#: (21 x (3,072 + 18) = 64,890 of 65,535 bytes). Longer lists go in the POST body.
+MAX_QUERY_IDS = 10
 
 
 class BodySizeLimitMiddleware:

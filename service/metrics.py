@@ -101,6 +101,10 @@ class Metrics:
         for stage, seconds in timings.items():
             self.stage_latency.labels(stage).observe(seconds)
 
+    def backend_error(self, op: str) -> None:
+        """A failed list-cache operation (the ``listcache.CacheObserver`` protocol)."""
+        self.redis_errors.labels(op).inc()
+
     def set_model(self, version: str) -> None:
         self.model_info.clear()
         self.model_info.labels(version).set(1)

@@ -2,15 +2,21 @@
 
 Every list and string a client can send has a length bound here, so no request can make the
 service do unbounded work; limits that depend on configuration (``max_k``, ``max_batch_size``)
-are checked by the pipeline and also written into the served OpenAPI schema by
-:func:`service.limits.apply_limits_to_openapi`.
+are checked when a request is parsed (``service/parsing.py``) and also written into the served
+OpenAPI schema by :func:`service.limits.apply_limits_to_openapi`.
+
+Validation agrees with the schema in both directions (Schemathesis checks it with every check,
+``tests/api/test_schemathesis.py``): a JSON boolean field takes only ``true``/``false``
+(:data:`StrictBool`: pydantic's lax mode would take ``0`` and ``"yes"``), and an integer field
+takes any integral JSON number — ``1.0`` is an integer to JSON Schema — but not ``true``, ``"3"``
+or ``2.5`` (:data:`K`).
 """
 
 from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictBool, StringConstraints
 
 # Identifier strings: non-empty, bounded. Ids are the data set's own, so no pattern is imposed.
 Id = Annotated[str, StringConstraints(min_length=1, max_length=256)]
@@ -19,6 +25,18 @@ AttrValues = Annotated[list[Annotated[str, StringConstraints(max_length=256)]], 
 
 MAX_LIST_IDS = 1000
 MAX_RECENT_ITEMS = 200
+
+
+def _integral(value: object) -> object:
+    """An integral float (JSON ``1.0``) as the int it denotes; everything else is left to strict
+    int validation, which refuses booleans, strings and fractions."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+#: ``k``: an integral JSON number >= 1, strictly (``true`` and ``"10"`` are not numbers of items)
+K = Annotated[int, Field(ge=1, strict=True), BeforeValidator(_integral)]
 
 Strategy = Literal["personalized", "recent_items", "popularity"]
 Source = Literal["cache", "computed"]
@@ -55,14 +73,10 @@ class _Options(BaseModel):
     """Options shared by single and batch recommendation requests."""
 
     model_config = ConfigDict(extra="forbid")
-    # strict: JSON true/"10" are not numbers of items (pydantic's lax mode would take them).
-    k: int | None = Field(
-        None,
-        ge=1,
-        strict=True,
-        description="How many items to return: 1..max_k; omitted = the service's default_k.",
+    k: K | None = Field(
+        None, description="How many items to return: 1..max_k; omitted = the service's default_k."
     )
-    exclude_seen: bool = Field(
+    exclude_seen: StrictBool = Field(
         True, description="Leave out items the user interacted with in training (and recent_item_ids)."
     )
     exclude_item_ids: list[Id] = Field(
@@ -78,7 +92,7 @@ class _Options(BaseModel):
         allow_inf_nan=False,
         description="Maximal Marginal Relevance re-ranking strength: 0 = off, 1 = most varied.",
     )
-    explain: bool = Field(False, description="Attach a short reason to every returned item.")
+    explain: StrictBool = Field(False, description="Attach a short reason to every returned item.")
 
 
 class RecommendRequest(_Options):
@@ -102,7 +116,7 @@ class BatchRecommendRequest(_Options):
 class SimilarRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
     item_id: Id
-    k: int | None = Field(None, ge=1, strict=True, description="1..max_k; omitted = default_k.")
+    k: K | None = Field(None, description="1..max_k; omitted = default_k.")
     exclude_item_ids: list[Id] = Field(default_factory=list, max_length=MAX_LIST_IDS)
     item_filter: ItemFilterModel | None = None
 

@@ -7,6 +7,8 @@ from typing import Literal
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from listcache import DEFAULTS as LISTS
+
 
 class Settings(BaseSettings):
     """Service configuration, read from the environment (prefix ``RECSERVE_``) or a ``.env`` file."""
@@ -52,21 +54,38 @@ class Settings(BaseSettings):
         "filter) or a 404 unknown_user.",
     )
 
-    # -- precomputed lists (service/cache.py, training/precompute.py) --
+    # -- precomputed lists (listcache/; defaults in listcache.config.DEFAULTS) --
     cache_list_size: int = Field(
-        100, ge=1, le=10_000, description="N: length of stored top-N lists; k > N is always computed."
+        LISTS.list_size,
+        ge=1,
+        le=10_000,
+        description="N: length of stored top-N lists; k > N is always computed.",
     )
-    cache_size: int = Field(50_000, ge=0, description="In-process LRU entries when no Redis; 0 = no cache.")
+    cache_size: int = Field(
+        LISTS.memory_entries, ge=0, description="In-process LRU entries when no Redis; 0 = no cache."
+    )
     redis_prefix: str = Field(
-        "recserve", min_length=1, description="Key prefix: {prefix}:{version}:rec:{id}."
+        LISTS.prefix, min_length=1, description="Key prefix: {prefix}:{version}:rec:{id}."
     )
-    redis_ttl_s: int = Field(86_400, ge=1, description="TTL of stored lists (precompute and write-back).")
-    redis_socket_timeout_s: float = Field(0.05, gt=0, description="Per-command timeout: a slow Redis = miss.")
-    redis_connect_timeout_s: float = Field(0.1, gt=0)
-    redis_breaker_failures: int = Field(3, ge=1, description="Consecutive errors that open the breaker.")
-    redis_breaker_reset_s: float = Field(5.0, gt=0, description="Seconds without Redis calls once open.")
-    redis_ready_check_s: float = Field(5.0, ge=0, description="How often the ready marker is re-checked.")
-    redis_write_back: bool = Field(True, description="Store lists computed on a miss (ready versions only).")
+    redis_ttl_s: int = Field(
+        LISTS.ttl_s, ge=1, description="TTL of stored lists (precompute and write-back)."
+    )
+    redis_socket_timeout_s: float = Field(
+        LISTS.socket_timeout_s, gt=0, description="Per-command timeout: a slow Redis = miss."
+    )
+    redis_connect_timeout_s: float = Field(LISTS.connect_timeout_s, gt=0)
+    redis_breaker_failures: int = Field(
+        LISTS.breaker_failures, ge=1, description="Consecutive errors that open the breaker."
+    )
+    redis_breaker_reset_s: float = Field(
+        LISTS.breaker_reset_s, gt=0, description="Seconds without Redis calls once open."
+    )
+    redis_ready_check_s: float = Field(
+        LISTS.ready_check_s, ge=0, description="How often the ready marker is re-checked."
+    )
+    redis_write_back: bool = Field(
+        LISTS.write_back, description="Store lists computed on a miss (ready versions only)."
+    )
 
     @field_validator("redis_url")
     @classmethod

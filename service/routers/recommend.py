@@ -2,71 +2,50 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from fastapi import APIRouter
 
-from fastapi import APIRouter, Query
-
-from service.deps import PipelineDep
+from service import presenter
+from service.deps import ServingDep
+from service.parsing import BatchPost, RecommendGet, RecommendPost
+from service.queries import RecommendQuery
 from service.responses import FastJSONResponse
-from service.routers.common import IdQuery, error_responses
-from service.schemas import (
-    MAX_LIST_IDS,
-    MAX_RECENT_ITEMS,
-    BatchRecommendRequest,
-    BatchRecommendResponse,
-    RecommendRequest,
-    RecommendResponse,
-)
+from service.routers.common import error_responses
+from service.schemas import BatchRecommendResponse, RecommendResponse
 
 router = APIRouter(tags=["recommend"])
 ERRORS = error_responses("Unknown user (only with cold_start_fallback=error).")
 
 
-def _answer(pipeline: PipelineDep, req: RecommendRequest) -> FastJSONResponse:
-    loaded, body = pipeline.recommend(pipeline.recommend_query(req))
-    return FastJSONResponse(body, headers={"X-Model-Version": loaded.version})
+def _answer(serving: ServingDep, query: RecommendQuery) -> FastJSONResponse:
+    loaded, answer = serving.recommend(query)
+    return presenter.respond(
+        loaded, presenter.recommend_body(loaded.model, query.user_id, answer, query.explain)
+    )
 
 
 @router.get("/recommend", response_model=RecommendResponse, responses=ERRORS)
-async def recommend_get(
-    pipeline: PipelineDep,
-    user_id: IdQuery,
-    k: Annotated[int | None, Query(ge=1, description="1..max_k; omitted = default_k")] = None,
-    exclude_seen: bool = True,
-    exclude_item_ids: Annotated[list[IdQuery], Query(max_length=MAX_LIST_IDS)] = [],  # noqa: B006
-    recent_item_ids: Annotated[list[IdQuery], Query(max_length=MAX_RECENT_ITEMS)] = [],  # noqa: B006
-    diversity: Annotated[float, Query(ge=0.0, le=1.0, allow_inf_nan=False)] = 0.0,
-    explain: bool = False,
-) -> FastJSONResponse:
+async def recommend_get(serving: ServingDep, query: RecommendGet) -> FastJSONResponse:
     """Top-k items for ``user_id``, best first (retrieval → ranking → selection).
 
     The simple options as query parameters (lists repeat the parameter:
-    ``exclude_item_ids=i1&exclude_item_ids=i2``); ``item_filter`` needs the POST form.
+    ``exclude_item_ids=i1&exclude_item_ids=i2``, at most 10 each); ``item_filter`` and longer
+    lists need the POST form.
     """
-    req = RecommendRequest.model_construct(
-        user_id=user_id,
-        k=k,
-        exclude_seen=exclude_seen,
-        exclude_item_ids=exclude_item_ids,
-        recent_item_ids=recent_item_ids,
-        item_filter=None,
-        diversity=diversity,
-        explain=explain,
-    )
-    return _answer(pipeline, req)
+    return _answer(serving, query)
 
 
 @router.post("/recommend", response_model=RecommendResponse, responses=ERRORS)
-async def recommend_post(pipeline: PipelineDep, req: RecommendRequest) -> FastJSONResponse:
+async def recommend_post(serving: ServingDep, query: RecommendPost) -> FastJSONResponse:
     """Same as GET, with every option (including ``item_filter``) in a JSON body."""
-    return _answer(pipeline, req)
+    return _answer(serving, query)
 
 
 @router.post("/recommend/batch", response_model=BatchRecommendResponse, responses=ERRORS)
-async def recommend_batch(pipeline: PipelineDep, req: BatchRecommendRequest) -> FastJSONResponse:
+async def recommend_batch(serving: ServingDep, query: BatchPost) -> FastJSONResponse:
     """Up to ``max_batch_size`` users with shared options, answered in one vectorised pass.
 
     Unknown users get the cold-start fallback (``strategy: popularity``).
     """
-    loaded, body = pipeline.recommend_batch(pipeline.batch_query(req))
-    return FastJSONResponse(body, headers={"X-Model-Version": loaded.version})
+    loaded, answers = serving.recommend_batch(query)
+    body = presenter.batch_body(loaded.model, query.user_ids, answers, query.explain)
+    return presenter.respond(loaded, body)

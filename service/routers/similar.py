@@ -2,39 +2,32 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from fastapi import APIRouter
 
-from fastapi import APIRouter, Query
-
-from service.deps import PipelineDep
+from service import presenter
+from service.deps import ServingDep
+from service.parsing import SimilarGet, SimilarPost
+from service.queries import SimilarQuery
 from service.responses import FastJSONResponse
-from service.routers.common import IdQuery, error_responses
-from service.schemas import MAX_LIST_IDS, SimilarRequest, SimilarResponse
+from service.routers.common import error_responses
+from service.schemas import SimilarResponse
 
 router = APIRouter(tags=["similar-items"])
 ERRORS = error_responses("Unknown item_id.")
 
 
-def _answer(pipeline: PipelineDep, req: SimilarRequest) -> FastJSONResponse:
-    loaded, body = pipeline.similar(pipeline.similar_query(req))
-    return FastJSONResponse(body, headers={"X-Model-Version": loaded.version})
+def _answer(serving: ServingDep, query: SimilarQuery) -> FastJSONResponse:
+    loaded, answer = serving.similar(query)
+    return presenter.respond(loaded, presenter.similar_body(loaded.model, query.item_id, answer))
 
 
 @router.get("/similar-items", response_model=SimilarResponse, responses=ERRORS)
-async def similar_get(
-    pipeline: PipelineDep,
-    item_id: IdQuery,
-    k: Annotated[int | None, Query(ge=1, description="1..max_k; omitted = default_k")] = None,
-    exclude_item_ids: Annotated[list[IdQuery], Query(max_length=MAX_LIST_IDS)] = [],  # noqa: B006
-) -> FastJSONResponse:
+async def similar_get(serving: ServingDep, query: SimilarGet) -> FastJSONResponse:
     """The k items most similar to ``item_id`` (the item itself excluded)."""
-    req = SimilarRequest.model_construct(
-        item_id=item_id, k=k, exclude_item_ids=exclude_item_ids, item_filter=None
-    )
-    return _answer(pipeline, req)
+    return _answer(serving, query)
 
 
 @router.post("/similar-items", response_model=SimilarResponse, responses=ERRORS)
-async def similar_post(pipeline: PipelineDep, req: SimilarRequest) -> FastJSONResponse:
+async def similar_post(serving: ServingDep, query: SimilarPost) -> FastJSONResponse:
     """Same as GET, with ``item_filter`` available."""
-    return _answer(pipeline, req)
+    return _answer(serving, query)

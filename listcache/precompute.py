@@ -1,13 +1,15 @@
-"""The precompute batch job: every user's top-N and every item's top-N similar items, into Redis.
+"""The precompute job: every user's top-N and every item's top-N similar items, marker last.
 
 Why a batch job: a cache hit is one Redis GET, while computing is retrieval + ranking. Running the
-same :class:`~recommender.model.RecommenderModel` code as the service, in batches, fills Redis
-with exactly the lists the API would compute (``exclude_seen`` on, as in a default request).
+same :class:`~recommender.model.RecommenderModel` calls as the service, in batches, fills the
+backend with exactly the lists the API would compute (``exclude_seen`` on, as in a default
+request).
 
 Write protocol, so a reader never sees half a version:
 
 1. lists go to ``{prefix}:{version}:rec:{user_id}`` and ``…:sim:{item_id}`` with a TTL, one
-   non-transactional pipeline per batch (one round trip per ``batch_size`` keys);
+   :meth:`~listcache.backend.ListBackend.set_many` per batch (Redis: one pipeline round trip per
+   ``batch_size`` keys);
 2. the ``{prefix}:{version}:ready`` marker is written last, and only if every batch succeeded.
    Its TTL is the list TTL minus the job's duration, so it expires no later than the oldest list.
 
@@ -18,22 +20,30 @@ deleted: they expire by TTL, and no reader looks them up (keys carry the version
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from recommender.model import RecommenderModel
-from service.cache import encode_list, list_key, ready_key, ready_marker
+from listcache.backend import ListBackend
+from listcache.codec import ready_marker
+from listcache.config import DEFAULTS
+from listcache.keys import list_key, ready_key
+
+if TYPE_CHECKING:
+    from recommender.idmap import IdMap
+    from recommender.model import RecommenderModel
+
+Lists = list[tuple[np.ndarray, np.ndarray]]
 
 
 @dataclass(frozen=True)
 class PrecomputeConfig:
-    n: int = 100
-    ttl_s: int = 86_400
-    prefix: str = "recserve"
-    batch_size: int = 256
+    n: int = DEFAULTS.list_size
+    ttl_s: int = DEFAULTS.ttl_s
+    prefix: str = DEFAULTS.prefix
+    batch_size: int = DEFAULTS.batch_size
     users: bool = True
     items: bool = True
 
@@ -64,7 +74,7 @@ def _batches(n: int, size: int) -> Iterator[np.ndarray]:
         yield np.arange(start, min(start + size, n), dtype=np.int64)
 
 
-def user_lists(model: RecommenderModel, users: np.ndarray, n: int) -> list[tuple[np.ndarray, np.ndarray]]:
+def user_lists(model: RecommenderModel, users: np.ndarray, n: int) -> Lists:
     """Top-``n`` recommendations for a batch of users: the service's default request, batched.
 
     At most ``model.n_candidates`` items: asking for more would widen retrieval and rank a
@@ -74,7 +84,7 @@ def user_lists(model: RecommenderModel, users: np.ndarray, n: int) -> list[tuple
     return [(r.items, r.scores) for r in model.recommend(users, n, exclude_seen=True)]
 
 
-def similar_lists(model: RecommenderModel, items: np.ndarray, n: int) -> list[tuple[np.ndarray, np.ndarray]]:
+def similar_lists(model: RecommenderModel, items: np.ndarray, n: int) -> Lists:
     """Top-``n`` similar items for a batch of items.
 
     Same call as :meth:`RecommenderModel.similar` (retrieve with the item itself excluded), made
@@ -89,18 +99,19 @@ def similar_lists(model: RecommenderModel, items: np.ndarray, n: int) -> list[tu
 
 
 def precompute(
-    model: RecommenderModel, client: Any, config: PrecomputeConfig, progress: bool = True
+    model: RecommenderModel, backend: ListBackend, config: PrecomputeConfig, progress: bool = True
 ) -> PrecomputeReport:
-    """Compute and write every list of ``model`` to ``client`` (a ``redis.Redis``), marker last.
+    """Compute and write every list of ``model`` through ``backend``, marker last.
 
-    Redis errors propagate: a half-written version simply has no marker and is never read.
+    Write failures propagate as :class:`~listcache.backend.WriteError`: a half-written version
+    simply has no marker and is never read.
     """
     from tqdm import tqdm
 
     if config.n < 1 or config.batch_size < 1 or config.ttl_s < 1:
         raise ValueError("n, batch_size and ttl_s must be >= 1")
     started = time.perf_counter()
-    jobs = []
+    jobs: list[tuple[str, int, IdMap, Callable[[RecommenderModel, np.ndarray, int], Lists]]] = []
     if config.users:
         jobs.append(("rec", model.n_users, model.user_ids, user_lists))
     if config.items:
@@ -111,18 +122,16 @@ def precompute(
         for kind, count, ids, compute in jobs:
             for batch in _batches(count, config.batch_size):
                 lists = compute(model, batch, config.n)
-                pipe = client.pipeline(transaction=False)
-                for ext, (items, scores) in zip(ids.externals(batch.tolist()), lists, strict=True):
-                    blob = encode_list(items, scores)
-                    size += len(blob)
-                    pipe.set(list_key(config.prefix, model.version, kind, ext), blob, ex=config.ttl_s)
-                pipe.execute()
+                writes = (
+                    (list_key(config.prefix, model.version, kind, ext), items, scores)
+                    for ext, (items, scores) in zip(ids.externals(batch.tolist()), lists, strict=True)
+                )
+                size += backend.set_many(writes, config.ttl_s)
                 keys += len(batch)
                 bar.update(len(batch))
     elapsed = time.perf_counter() - started
-    marker_ttl = max(1, int(config.ttl_s - elapsed))
     marker = ready_marker(
         config.n, model.n_users if config.users else 0, model.n_items if config.items else 0, elapsed
     )
-    client.set(ready_key(config.prefix, model.version), marker, ex=marker_ttl)
+    backend.mark_ready(ready_key(config.prefix, model.version), marker, max(1, int(config.ttl_s - elapsed)))
     return PrecomputeReport(model.version, keys, size, time.perf_counter() - started)

@@ -8,14 +8,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 import redis
+from redis_support import SHARED_REDIS_URL, free_port
 
+from listcache import MemoryBackend, WriteError, decode_list, list_key, ready_key
+from listcache.precompute import PrecomputeConfig, precompute, similar_lists
+from listcache.redis_backend import RedisBackend
 from model_store import LocalStore
 from recommender.model import RecommenderModel
 from recserve.cli import main
-from service.cache import decode_list, list_key, ready_key
-from training.precompute import PrecomputeConfig, precompute, similar_lists
-
-from .conftest import SHARED_REDIS_URL, free_port
 
 
 @pytest.fixture
@@ -30,7 +30,7 @@ def test_every_list_is_written_with_a_ttl_and_the_marker_last(
 ) -> None:
     report = precompute(
         model,
-        shared_redis,
+        RedisBackend(shared_redis),
         PrecomputeConfig(n=30, ttl_s=900, prefix=redis_prefix, batch_size=64),
         progress=False,
     )
@@ -53,7 +53,10 @@ def test_stored_lists_are_what_the_model_computes(
     model: RecommenderModel, shared_redis: redis.Redis, redis_prefix: str
 ) -> None:
     precompute(
-        model, shared_redis, PrecomputeConfig(n=20, prefix=redis_prefix, batch_size=50), progress=False
+        model,
+        RedisBackend(shared_redis),
+        PrecomputeConfig(n=20, prefix=redis_prefix, batch_size=50),
+        progress=False,
     )
     for user in (0, 57, 299):
         items, scores = decode_list(
@@ -101,9 +104,21 @@ def test_a_failing_redis_leaves_no_ready_marker(model: RecommenderModel) -> None
                 raise redis.ConnectionError("gone")
 
     client = Broken()
-    with pytest.raises(redis.ConnectionError):
-        precompute(model, client, PrecomputeConfig(n=5, batch_size=100), progress=False)
+    with pytest.raises(WriteError, match="gone"):
+        precompute(model, RedisBackend(client), PrecomputeConfig(n=5, batch_size=100), progress=False)
     assert not client.marker_written
+
+
+def test_the_writer_writes_through_any_backend(model: RecommenderModel) -> None:
+    """The in-process backend takes the same job: what a reader finds equals the model's answer."""
+    memory = MemoryBackend(maxsize=1000)
+    report = precompute(model, memory, PrecomputeConfig(n=10, prefix="p", batch_size=128), progress=False)
+    assert report.keys == model.n_users + model.n_items == len(memory)
+    assert report.bytes == report.keys * (8 + 8 * 10)
+    marker = json.loads(memory.marker(ready_key("p", model.version)))
+    assert marker["n"] == 10 and marker["users"] == model.n_users
+    items, _ = memory.get(list_key("p", model.version, "rec", model.user_ids.external(7)), model.n_items)
+    np.testing.assert_array_equal(items, model.recommend(np.array([7]), 10)[0].items)
 
 
 def test_cli_precompute_writes_and_reports_keys_per_second(

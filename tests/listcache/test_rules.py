@@ -8,7 +8,7 @@ import numpy as np
 import orjson
 import pytest
 
-from service.cache import (
+from listcache import (
     CircuitBreaker,
     DecodeError,
     answer_from_cached,
@@ -18,58 +18,74 @@ from service.cache import (
     ready_key,
 )
 
-CACHED = [(f"i{j}", 1.0 - j / 100) for j in range(20)]  # best first
+# A stored list: item indices 100..119, best first (index 100 + j at position j).
+ITEMS = np.arange(100, 120, dtype=np.int32)
+SCORES = np.linspace(1.0, 0.81, 20, dtype=np.float32)
+N_ITEMS = 200
+
+
+def answer(k: int, excluded: list[int] | None = None, allowed: np.ndarray | None = None) -> list[int] | None:
+    got = answer_from_cached(
+        ITEMS, SCORES, k, None if excluded is None else np.array(excluded, np.int64), allowed
+    )
+    if got is None:
+        return None
+    items, scores = got
+    np.testing.assert_array_equal(scores, SCORES[items - 100])  # scores travel with their items
+    return items.tolist()
+
+
+def mask(allowed: list[int]) -> np.ndarray:
+    m = np.zeros(N_ITEMS, bool)
+    m[allowed] = True
+    return m
 
 
 # -- answer_from_cached -------------------------------------------------------------------------
 def test_plain_request_takes_the_first_k() -> None:
-    assert answer_from_cached(CACHED, 5) == CACHED[:5]
-    assert answer_from_cached(CACHED, 20) == CACHED
+    assert answer(5) == list(range(100, 105))
+    assert answer(20) == list(range(100, 120))
 
 
 def test_k_larger_than_the_list_needs_a_computation() -> None:
-    assert answer_from_cached(CACHED, 21) is None
-    assert answer_from_cached([], 1) is None
+    assert answer(21) is None
+    assert answer_from_cached(np.zeros(0, np.int32), np.zeros(0, np.float32), 1) is None
 
 
 def test_exclusions_are_post_filtered_when_enough_remain() -> None:
-    got = answer_from_cached(CACHED, 5, excluded_ids={"i0", "i2", "i99"})
-    assert got == [CACHED[j] for j in (1, 3, 4, 5, 6)]
-    assert not {"i0", "i2"} & {i for i, _ in got}
+    assert answer(5, excluded=[100, 102, 199]) == [101, 103, 104, 105, 106]
 
 
 def test_exclusions_that_leave_too_few_need_a_computation() -> None:
-    excluded = {f"i{j}" for j in range(16)}
-    assert answer_from_cached(CACHED, 4, excluded_ids=excluded) == CACHED[16:]
-    assert answer_from_cached(CACHED, 5, excluded_ids=excluded) is None
+    excluded = list(range(100, 116))
+    assert answer(4, excluded=excluded) == [116, 117, 118, 119]
+    assert answer(5, excluded=excluded) is None
+
+
+def test_long_exclusion_lists_take_the_sorted_path_with_the_same_answer() -> None:
+    excluded = [*range(100, 110), *range(300, 400)]  # > 64 entries
+    assert answer(10, excluded=excluded) == list(range(110, 120))
 
 
 def test_filters_are_post_filtered_in_list_order() -> None:
-    even = lambda item_id: int(item_id[1:]) % 2 == 0  # noqa: E731
-    assert answer_from_cached(CACHED, 10, allowed=even) == CACHED[0::2]
-    assert answer_from_cached(CACHED, 11, allowed=even) is None
+    even = mask(list(range(0, N_ITEMS, 2)))
+    assert answer(10, allowed=even) == list(range(100, 120, 2))
+    assert answer(11, allowed=even) is None
 
 
 def test_filter_and_exclusion_combine() -> None:
-    got = answer_from_cached(CACHED, 3, excluded_ids={"i0"}, allowed=lambda i: i != "i1")
-    assert got == [CACHED[2], CACHED[3], CACHED[4]]
+    assert answer(3, excluded=[100], allowed=~mask([101])) == [102, 103, 104]
 
 
-def test_the_rule_reads_lazily_and_stops_at_k() -> None:
-    consumed = []
-
-    def stream():
-        for entry in CACHED:
-            consumed.append(entry)
-            yield entry
-
-    assert answer_from_cached(stream(), 3) == CACHED[:3]
-    assert len(consumed) == 3
+def test_the_stored_arrays_are_not_modified() -> None:
+    before = ITEMS.copy()
+    answer(3, excluded=[100, 101])
+    np.testing.assert_array_equal(ITEMS, before)
 
 
 def test_k_must_be_positive() -> None:
     with pytest.raises(ValueError, match="k must be >= 1"):
-        answer_from_cached(CACHED, 0)
+        answer_from_cached(ITEMS, SCORES, 0)
 
 
 # -- encoding -------------------------------------------------------------------------------------

@@ -9,12 +9,7 @@ from pathlib import Path
 
 import pytest
 import redis
-
-from benchmarks.procs import RedisProcess, free_port
-
-__all__ = ["SHARED_REDIS_URL", "RedisProcess", "free_port"]
-
-SHARED_REDIS_URL = "redis://127.0.0.1:6379/0"
+from redis_support import SHARED_REDIS_URL, RedisProcess
 
 
 @pytest.fixture(scope="session")

@@ -9,15 +9,15 @@ import numpy as np
 import pytest
 import redis
 from fastapi.testclient import TestClient
+from redis_support import SHARED_REDIS_URL
 
+from listcache import list_key, ready_key
+from listcache.precompute import PrecomputeConfig, precompute
+from listcache.redis_backend import RedisBackend
 from model_store import LocalStore
 from recommender.model import RecommenderModel
 from service.app import create_app
-from service.cache import list_key, ready_key
 from service.settings import Settings
-from training.precompute import PrecomputeConfig, precompute
-
-from .conftest import SHARED_REDIS_URL
 
 USERS = [f"u{u}" for u in range(0, 300, 37)]
 ITEMS = [f"i{i}" for i in range(0, 200, 23)]
@@ -104,7 +104,7 @@ def test_unknown_ids_bypass_the_cache(published_store: Path) -> None:
 def precomputed(served_model: RecommenderModel, shared_redis: redis.Redis, redis_prefix: str) -> str:
     """Every list of the served model written under this test's prefix; returns the version."""
     report = precompute(
-        served_model, shared_redis, PrecomputeConfig(n=50, prefix=redis_prefix), progress=False
+        served_model, RedisBackend(shared_redis), PrecomputeConfig(n=50, prefix=redis_prefix), progress=False
     )
     assert report.keys == served_model.n_users + served_model.n_items
     return served_model.version
@@ -159,7 +159,9 @@ def test_another_versions_lists_are_never_served(
     published_store: Path, shared_redis: redis.Redis, served_model: RecommenderModel, redis_prefix: str
 ) -> None:
     served_model.version = "some-other-version"  # as if an older model's job had run
-    precompute(served_model, shared_redis, PrecomputeConfig(n=50, prefix=redis_prefix), progress=False)
+    precompute(
+        served_model, RedisBackend(shared_redis), PrecomputeConfig(n=50, prefix=redis_prefix), progress=False
+    )
     with make_client(published_store, redis_url=SHARED_REDIS_URL, redis_prefix=redis_prefix) as c:
         body = c.get("/recommend", params={"user_id": "u1"}).json()
         assert body["source"] == "computed" and body["model_version"] != "some-other-version"
@@ -183,27 +185,25 @@ def test_post_filtering_a_real_cached_list(
     cache = app.state.cache
     m = served_model
     look = lambda k, excluded: cache.lookup(  # noqa: E731
-        "recommend", "rec", m.version, "u8", m.item_ids, m.n_items, k, excluded_ids=excluded
+        "rec", m.version, "u8", m.n_items, k, np.array(sorted(excluded), np.int64)
     )
-    full = look(50, frozenset()).items
-    assert full is not None and len(full) == 50
-    top = [i for i, _ in full]
+    full = look(50, set())
+    assert full.hit and len(full.items) == 50
+    top = full.items.tolist()
 
     # enough left: the answer is the cached list minus the exclusions
     excluded = set(top[:3]) | {top[7]}
     hit = look(10, excluded)
     assert hit.result == "hit"
-    assert [i for i, _ in hit.items] == [i for i in top if i not in excluded][:10]
+    assert hit.items.tolist() == [i for i in top if i not in excluded][:10]
 
     # too few left: miss, and the online computation (seen + excluded removed) has k items
     excluded = set(top[:45])
     miss = look(10, excluded)
     assert miss.result == "miss" and miss.items is None
     user = m.user_ids.index("u8")
-    drop = np.union1d(m.seen(user), [m.item_ids.index(i) for i in excluded])
-    emb, feats, profiles = m.user_inputs(np.array([user]))
-    rec = m.recommend_vectors(emb, feats, profiles, 10, [drop])[0]
-    answer = m.item_ids.externals(rec.items)
-    assert len(answer) == 10 and not set(answer) & excluded
-    assert set(answer) - set(top)  # it needed items from beyond the cached N
+    rec = m.recommend(np.array([user]), 10, exclude_items=np.array(sorted(excluded), np.int64))[0]
+    answer = set(rec.items.tolist())
+    assert len(answer) == 10 and not answer & excluded
+    assert answer - set(top)  # it needed items from beyond the cached N
     cache.close()

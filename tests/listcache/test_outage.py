@@ -20,9 +20,10 @@ import pytest
 import redis
 
 from benchmarks.procs import RedisProcess, ServiceProcess
+from listcache.precompute import PrecomputeConfig, precompute
+from listcache.redis_backend import RedisBackend
 from model_store import LocalStore
 from service.settings import Settings
-from training.precompute import PrecomputeConfig, precompute
 
 pytestmark = pytest.mark.slow
 
@@ -51,7 +52,7 @@ def _precompute(published_store: Path, url: str) -> None:
     if Settings(_env_file=None).n_candidates is not None:  # as the service configures it
         model.n_candidates = Settings(_env_file=None).n_candidates
     client = redis.Redis.from_url(url, socket_timeout=10)
-    precompute(model, client, PrecomputeConfig(prefix=PREFIX), progress=False)
+    precompute(model, RedisBackend(client), PrecomputeConfig(prefix=PREFIX), progress=False)
     client.close()
 
 

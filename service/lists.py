@@ -1,0 +1,111 @@
+"""``get_or_compute``: the one place that owns the cache rules of the serving path.
+
+The rules, all here:
+
+* **cacheable?** The caller says whether a stored list can answer the query at all (stored
+  lists are the plain top N: a user's with seen items excluded, an item's without itself);
+  ``k > N`` cannot be answered from N items either. Anything else bypasses the cache.
+* **lookup** on internal indices: the stored int32 indices are post-filtered with the request's
+  excluded indices and item-filter mask directly (``listcache.rule``); ids are mapped to
+  strings once, by the presenter.
+* **how many to compute on a miss:** N instead of k when the result will be stored (no request
+  exclusions or filter), but never more than ``max_n`` (the model's candidate count for
+  recommendations: more would widen retrieval and rank a different candidate list). The first
+  k of a top-N computation are the top-k computation (same candidates, deterministic ties), so
+  this costs a few µs of selection and changes nothing.
+* **write-back:** the N-list, through :meth:`listcache.ListCache.store` (which only writes
+  while the version is ready).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from listcache import CircuitBreaker, ListCache, MemoryBackend
+from recommender.model import Recommendations
+from service.answers import Source
+from service.metrics import Metrics
+from service.settings import Settings
+
+
+@dataclass(frozen=True)
+class ListRequest:
+    """One list the serving path needs: its cache key, k, and what the request filters out."""
+
+    endpoint: str  # metrics label: recommend | similar
+    kind: str  # listcache kind: rec | sim
+    key_id: str  # external user or item id
+    k: int
+    cacheable: bool  # may a stored list (post-filtered) answer this request?
+    excluded: np.ndarray  # the request's excluded item indices
+    allowed: np.ndarray | None  # the request's item-filter mask (None = every item)
+    max_n: int | None = None  # never compute more than this many on a miss
+
+    @property
+    def storable(self) -> bool:
+        """Is a computed answer the stored list itself (no request exclusions, no filter)?"""
+        return self.cacheable and len(self.excluded) == 0 and self.allowed is None
+
+
+def head(rec: Recommendations, k: int) -> Recommendations:
+    return Recommendations(rec.items[:k], rec.scores[:k], rec.retrieval_scores[:k])
+
+
+class CachedLists:
+    """The serving path's view of the list cache (None = no cache: everything is computed)."""
+
+    def __init__(self, cache: ListCache | None, metrics: Metrics) -> None:
+        self.cache = cache
+        self.metrics = metrics
+
+    def get_or_compute(
+        self, version: str, n_items: int, req: ListRequest, compute: Callable[[int], Recommendations]
+    ) -> tuple[Recommendations, Source]:
+        """The answer for ``req`` from a stored list, else ``compute(n)`` (written back when full)."""
+        cache = self.cache
+        if cache is None:
+            return compute(req.k), "computed"
+        if not req.cacheable or req.k > cache.list_size:
+            self.metrics.cache.labels(req.endpoint, "bypass").inc()
+            return compute(req.k), "computed"
+        start = time.perf_counter()
+        found = cache.lookup(req.kind, version, req.key_id, n_items, req.k, req.excluded, req.allowed)
+        self.metrics.stage_latency.labels("cache").observe(time.perf_counter() - start)
+        self.metrics.cache.labels(req.endpoint, found.result).inc()
+        if found.items is not None and found.scores is not None:
+            unknown = np.full(len(found.items), np.nan, np.float32)  # stage-1 scores are not stored
+            return Recommendations(found.items, found.scores, unknown), "cache"
+        if not req.storable or found.result == "unavailable":
+            return compute(req.k), "computed"
+        n = cache.list_size if req.max_n is None else min(cache.list_size, req.max_n)
+        rec = compute(n)
+        cache.store(req.kind, version, req.key_id, rec.items, rec.scores)
+        return head(rec, req.k), "computed"
+
+    def close(self) -> None:
+        if self.cache is not None:
+            self.cache.close()
+
+
+def build_list_cache(settings: Settings, metrics: Metrics) -> ListCache | None:
+    """The cache the settings ask for: Redis if ``redis_url`` is set, else the LRU, else none."""
+    if settings.redis_url:
+        from listcache.redis_backend import RedisBackend
+
+        backend = RedisBackend.from_url(
+            settings.redis_url,
+            socket_timeout_s=settings.redis_socket_timeout_s,
+            connect_timeout_s=settings.redis_connect_timeout_s,
+            observer=metrics,
+            ttl_s=settings.redis_ttl_s,
+            breaker=CircuitBreaker(settings.redis_breaker_failures, settings.redis_breaker_reset_s),
+            ready_check_s=settings.redis_ready_check_s,
+        )
+        return ListCache(backend, settings.redis_prefix, settings.cache_list_size, settings.redis_write_back)
+    if settings.cache_size > 0:
+        return ListCache(MemoryBackend(settings.cache_size), settings.redis_prefix, settings.cache_list_size)
+    return None
