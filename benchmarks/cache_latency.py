@@ -28,9 +28,10 @@ import httpx
 import redis
 
 from benchmarks.procs import RedisProcess, ServiceProcess
+from listcache.precompute import PrecomputeConfig, precompute
+from listcache.redis_backend import RedisBackend
 from model_store import LocalStore, NoModelPublished
 from service.settings import Settings
-from training.precompute import PrecomputeConfig, precompute
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -98,7 +99,7 @@ def main() -> int:
         services: dict[str, ServiceProcess] = {}
         try:
             client = redis.Redis.from_url(redis_proc.url)
-            report = precompute(model, client, PrecomputeConfig(prefix="bench"), progress=False)
+            report = precompute(model, RedisBackend(client), PrecomputeConfig(prefix="bench"), progress=False)
             client.close()
             print(
                 f"precompute: {report.keys} keys ({model.n_users} users + {model.n_items} items) in "

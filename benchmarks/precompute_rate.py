@@ -23,15 +23,16 @@ import redis
 import torch
 
 from benchmarks.procs import RedisProcess
+from listcache import encode_list
+from listcache.precompute import PrecomputeConfig, precompute
+from listcache.redis_backend import RedisBackend
 from model_store import LocalStore
 from recommender.features import FeatureAssembler
 from recommender.idmap import IdMap
 from recommender.model import RecommenderModel
 from recommender.ranker import DeepFeatureRanking
 from recommender.retrieval import ItemIndex
-from service.cache import encode_list
 from service.settings import Settings
-from training.precompute import PrecomputeConfig, precompute
 
 
 def random_model(n_users: int, n_items: int, dim: int, seed: int = 0) -> RecommenderModel:
@@ -126,7 +127,7 @@ def main() -> int:
             client = redis.Redis.from_url(server.url, socket_timeout=60)
             config = PrecomputeConfig(n=args.n, prefix="bench", batch_size=args.batch_size)
             cpu = time.process_time()
-            report = precompute(model, client, config, progress=True)
+            report = precompute(model, RedisBackend(client), config, progress=True)
             cpu = time.process_time() - cpu
             used = client.info("memory")["used_memory"]
             client.close()

@@ -19,6 +19,8 @@ from pathlib import Path
 
 import redis
 
+from service.http_protocol import PROTOCOL
+
 
 def free_port() -> int:
     with socket.socket() as s:
@@ -80,14 +82,15 @@ class RedisProcess:
 
 
 class ServiceProcess:
-    """``uvicorn service.app:create_app --factory --port 0``; the port is read from its log.
+    """``uvicorn service.app:create_app --factory --port 0`` with the service's HTTP protocol
+    (``service/http_protocol.py``, as ``recserve serve`` uses it); the port is read from its log.
 
     ``env`` is the whole environment (settings come from ``RECSERVE_*``); ``cwd`` should hold no
     ``.env`` file unless one is wanted.
     """
 
     def __init__(self, env: dict[str, str], cwd: Path, timeout: float = 60.0) -> None:
-        cmd = [sys.executable, "-m", "uvicorn", "service.app:create_app", "--factory"]
+        cmd = [sys.executable, "-m", "uvicorn", "service.app:create_app", "--factory", "--http", PROTOCOL]
         self.proc = subprocess.Popen(
             [*cmd, "--host", "127.0.0.1", "--port", "0", "--no-access-log", "--log-level", "info"],
             env=env,
@@ -130,3 +133,13 @@ class ServiceProcess:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait(10)
+
+
+def drop_keys(redis_url: str, prefix: str) -> None:
+    """Delete a benchmark's own keys (its private prefix) from Redis."""
+    client = redis.Redis.from_url(redis_url)
+    try:
+        for key in client.scan_iter(match=f"{prefix}:*", count=1000):
+            client.delete(key)
+    finally:
+        client.close()

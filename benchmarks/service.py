@@ -35,6 +35,8 @@ import httpx
 import numpy as np
 
 from benchmarks.catalogue import Catalogue
+from benchmarks.procs import drop_keys
+from service.http_protocol import PROTOCOL
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
@@ -145,7 +147,7 @@ class ServerProcess:
             env["RECSERVE_REDIS_URL"] = redis_url
         env.update(extra_env or {})
         self.cmd = [
-            sys.executable, "-m", "uvicorn", "service.app:create_app", "--factory",
+            sys.executable, "-m", "uvicorn", "service.app:create_app", "--factory", "--http", PROTOCOL,
             "--host", "127.0.0.1", "--port", str(self.port), "--no-access-log", "--log-level", "warning",
             "--workers", str(workers),
         ]  # fmt: skip
@@ -321,29 +323,16 @@ def _mark_ready(redis_url: str, prefix: str, cat: Catalogue) -> None:
     similar lists is not what is being measured, so the marker is set directly and the sampled
     users' lists arrive by write-back on a first pass.
     """
-    import redis
-
+    from listcache import ready_key, ready_marker
+    from listcache.redis_backend import RedisBackend
     from model_store import LocalStore
-    from service.cache import ready_key, ready_marker
 
-    version = LocalStore(cat.store_root).current_version()
-    client = redis.Redis.from_url(redis_url)
+    marker = ready_key(prefix, LocalStore(cat.store_root).current_version())
+    backend = RedisBackend.from_url(redis_url, socket_timeout_s=5.0, connect_timeout_s=5.0)
     try:
-        client.set(ready_key(prefix, version), ready_marker(0, 0, 0, 0.0), ex=3600)
+        backend.mark_ready(marker, ready_marker(0, 0, 0, 0.0), ttl_s=3600)
     finally:
-        client.close()
-
-
-def _drop_keys(redis_url: str, prefix: str) -> None:
-    """Delete the benchmark's own keys (its private prefix) from Redis."""
-    import redis
-
-    client = redis.Redis.from_url(redis_url)
-    try:
-        for key in client.scan_iter(match=f"{prefix}:*", count=1000):
-            client.delete(key)
-    finally:
-        client.close()
+        backend.close()
 
 
 def run_service(
@@ -399,6 +388,6 @@ def run_service(
                         "does it write computed lists back?"
                     )
         finally:
-            _drop_keys(redis_url, prefix)
+            drop_keys(redis_url, prefix)
     result["endpoints"] = runs
     return result

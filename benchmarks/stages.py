@@ -1,9 +1,10 @@
 """Where one request's time goes: the stages of ``/recommend`` and ``/similar-items`` in process.
 
 The model's own stage timers (the ones ``/metrics`` exports) give retrieval, feature assembly,
-ranking and selection of the very call being timed; around them, the serving pipeline's id
-lookups and body building ("response") and the orjson rendering of the body ("serialization"). Medians over
-many requests with random users, one thread each for torch and faiss, as in the service.
+ranking and selection of the very call being timed; around them, the serving layer's id lookups
+and body building ("response": ``service/strategies.py``, ``service/presenter.py``) and the
+orjson rendering of the body ("serialization"). Medians over many requests with random users,
+one thread each for torch and faiss, as in the service.
 """
 
 from __future__ import annotations
@@ -17,12 +18,15 @@ import torch
 
 from benchmarks.catalogue import Catalogue
 from model_store import LocalStore
+from service import presenter
+from service.lists import CachedLists
 from service.metrics import Metrics
-from service.pipeline import ServingPipeline
+from service.parsing import resolve_k
+from service.queries import RecommendQuery, SimilarQuery
 from service.responses import FastJSONResponse
-from service.schemas import RecommendRequest, SimilarRequest
 from service.settings import Settings
 from service.state import LoadedModel, ModelHolder
+from service.strategies import Serving
 
 MODEL_STAGES = ("retrieval", "features", "ranking", "selection")
 
@@ -30,9 +34,9 @@ MODEL_STAGES = ("retrieval", "features", "ranking", "selection")
 class _Recorder:
     """Stands in for :class:`~service.metrics.Metrics`: keeps the stage timings of the last call.
 
-    The pipeline reports its model's stage timings through ``metrics.observe_stages``; recording
-    them there times the stages of the very call whose total is measured. Every other metric the
-    pipeline touches becomes a no-op.
+    Serving reports its model's stage timings through ``metrics.observe_stages``; recording
+    them there times the stages of the very call whose total is measured. Every other metric it
+    touches becomes a no-op.
     """
 
     def __init__(self) -> None:
@@ -65,7 +69,9 @@ def run_stages(cat: Catalogue, n_requests: int = 300, k: int = 10) -> dict[str, 
     holder = ModelHolder(str(cat.store_root), Metrics())
     holder.swap(LoadedModel(model, manifest))
     recorder = _Recorder()
-    pipeline = ServingPipeline(holder, Settings(_env_file=None), recorder)  # type: ignore[arg-type]
+    settings = Settings(_env_file=None)
+    serving = Serving(holder, settings, recorder, CachedLists(None, recorder))  # type: ignore[arg-type]
+    k = resolve_k(k, settings)
     rng = np.random.default_rng(cat.spec.seed + 4)
     users = rng.integers(0, model.n_users, n_requests)
     items = rng.integers(0, model.n_items, n_requests)
@@ -74,7 +80,8 @@ def run_stages(cat: Catalogue, n_requests: int = 300, k: int = 10) -> dict[str, 
     for i, u in enumerate(users.tolist()):
         t0 = time.perf_counter()
         uid = model.user_ids.external(u)
-        _, body = pipeline.recommend(pipeline.recommend_query(RecommendRequest(user_id=uid, k=k)))
+        loaded, answer = serving.recommend(RecommendQuery(uid, k))
+        body = presenter.recommend_body(loaded.model, uid, answer, explain=False)
         t1 = time.perf_counter()
         FastJSONResponse(body)
         t2 = time.perf_counter()
@@ -91,7 +98,8 @@ def run_stages(cat: Catalogue, n_requests: int = 300, k: int = 10) -> dict[str, 
     for i, it in enumerate(items.tolist()):
         t0 = time.perf_counter()
         iid = model.item_ids.external(it)
-        _, body = pipeline.similar(pipeline.similar_query(SimilarRequest(item_id=iid, k=k)))
+        loaded, answer = serving.similar(SimilarQuery(iid, k))
+        body = presenter.similar_body(loaded.model, iid, answer)
         t1 = time.perf_counter()
         FastJSONResponse(body)
         t2 = time.perf_counter()

@@ -73,6 +73,7 @@ def serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from service.app import create_app
+    from service.http_protocol import PROTOCOL
     from service.settings import Settings
 
     given = {"host": args.host, "port": args.port, "store_uri": args.store}
@@ -86,6 +87,7 @@ def serve(args: argparse.Namespace) -> int:
             host=settings.host,
             port=settings.port,
             workers=args.workers,
+            http=PROTOCOL,
             log_level=settings.log_level,
             access_log=settings.access_log,
         )
@@ -94,6 +96,7 @@ def serve(args: argparse.Namespace) -> int:
             create_app(settings),
             host=settings.host,
             port=settings.port,
+            http=PROTOCOL,
             log_level=settings.log_level,
             access_log=settings.access_log,
         )
@@ -106,7 +109,10 @@ class _BackgroundServer:
     def __init__(self, app: Any, host: str, port: int) -> None:
         import uvicorn
 
-        self.server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning"))
+        from service.http_protocol import PROTOCOL
+
+        config = uvicorn.Config(app, host=host, port=port, http=PROTOCOL, log_level="warning")
+        self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, daemon=True)
 
     def start(self, timeout: float = 30.0) -> int:

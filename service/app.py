@@ -18,7 +18,7 @@ from service.metrics import Metrics, MetricsMiddleware
 from service.routers import admin, bench, health, recommend, similar
 from service.settings import Settings
 from service.state import ModelHolder
-from service.strategies import Serving
+from service.strategies import Serving, filter_attributes
 
 log = logging.getLogger("recserve")
 
@@ -85,5 +85,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.include_router(admin.router)
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(MetricsMiddleware, metrics=metrics)
-    apply_limits_to_openapi(app, settings)
+    apply_limits_to_openapi(
+        app, settings, lambda: filter_attributes(holder.current.model) if holder.current else None
+    )
     return app

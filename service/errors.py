@@ -54,18 +54,23 @@ def _field_name(error: dict[str, Any]) -> str | None:
     return ".".join(parts) or None
 
 
+#: methods probed for ``Allow`` (OPTIONS and TRACE are served by no route here)
+_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE")
+
+
 def allowed_methods(request: Request) -> str:
     """Every method some route serves at this path (``Allow`` of a 405, RFC 9110 §15.5.6).
 
     Starlette names only the methods of the first route whose path matched; /recommend has a
-    GET and a POST route, so its 405 would advertise half of them.
+    GET and a POST route, so its 405 would advertise half of them. Each method is probed with
+    the routes' own matching, so included routers are searched as the router would.
     """
-    methods: set[str] = set()
-    for route in request.app.router.routes:
-        match, _ = route.matches({**request.scope, "method": "GET"})
-        if match != Match.NONE:
-            methods |= set(getattr(route, "methods", None) or ())
-    return ", ".join(sorted(methods))
+    routes = request.app.router.routes
+    return ", ".join(
+        method
+        for method in _METHODS
+        if any(route.matches({**request.scope, "method": method})[0] == Match.FULL for route in routes)
+    )
 
 
 def install_error_handlers(app: FastAPI) -> None:

@@ -9,12 +9,14 @@ fits (``tests/api/test_url_limits.py`` checks the arithmetic against the served 
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable, MutableMapping
 from typing import Any
 
 import orjson
 from fastapi import FastAPI
 
+from service.schemas import ItemFilterModel
 from service.settings import Settings
 
 #: Longest request target (path + query) accepted: the limit of uvicorn's default parser
@@ -114,14 +116,21 @@ def _set_max(schema: dict[str, Any], key: str, value: int) -> None:
             branch[key] = value
 
 
-def apply_limits_to_openapi(app: FastAPI, settings: Settings) -> None:
-    """Write ``max_k`` and ``max_batch_size`` into the served schema, so clients (and schema-driven
-    test tools) see the same limits the pipeline enforces."""
-    original: Callable[[], dict[str, Any]] = app.openapi
+def apply_limits_to_openapi(
+    app: FastAPI, settings: Settings, attributes: Callable[[], list[str] | None] = lambda: None
+) -> None:
+    """Write ``max_k``, ``max_batch_size`` and the served model's filter attributes into the
+    served schema, so clients (and schema-driven test tools) see the limits the service enforces.
 
-    def openapi() -> dict[str, Any]:
-        if app.openapi_schema:
-            return app.openapi_schema
+    ``attributes()`` names the item attributes the current model's filters accept (None: no model
+    yet). A filter naming another attribute is refused with 422 ``unknown_attribute``, so the
+    schema lists them as the allowed property names of ``ItemFilter.include``/``exclude``; after
+    a swap to a model with other attributes, ``/openapi.json`` says so.
+    """
+    original: Callable[[], dict[str, Any]] = app.openapi
+    served: dict[tuple[str, ...] | None, dict[str, Any]] = {}
+
+    def with_limits() -> dict[str, Any]:
         schema = original()
         components = schema.get("components", {}).get("schemas", {})
         for name in ("RecommendRequest", "BatchRecommendRequest", "SimilarRequest"):
@@ -136,7 +145,22 @@ def apply_limits_to_openapi(app: FastAPI, settings: Settings) -> None:
                 for param in op.get("parameters", []) if isinstance(op, dict) else []:
                     if param.get("name") == "k" and param.get("in") == "query":
                         _set_max(param["schema"], "maximum", settings.max_k)
-        app.openapi_schema = schema
         return schema
+
+    def openapi() -> dict[str, Any]:
+        names = attributes()
+        key = None if names is None else tuple(sorted(names))
+        if key not in served:
+            if app.openapi_schema is None:
+                app.openapi_schema = with_limits()
+            schema = copy.deepcopy(app.openapi_schema)
+            flt = schema.get("components", {}).get("schemas", {}).get(ItemFilterModel.__name__, {})
+            flt = flt.get("properties", {})
+            for side in ("include", "exclude"):
+                if key is not None and side in flt:
+                    flt[side].setdefault("propertyNames", {})["enum"] = list(key)
+            served.clear()  # only the serving model's schema is kept
+            served[key] = schema
+        return served[key]
 
     app.openapi = openapi  # type: ignore[method-assign]

@@ -6,17 +6,19 @@ are checked when a request is parsed (``service/parsing.py``) and also written i
 OpenAPI schema by :func:`service.limits.apply_limits_to_openapi`.
 
 Validation agrees with the schema in both directions (Schemathesis checks it with every check,
-``tests/api/test_schemathesis.py``): a JSON boolean field takes only ``true``/``false``
-(:data:`StrictBool`: pydantic's lax mode would take ``0`` and ``"yes"``), and an integer field
-takes any integral JSON number — ``1.0`` is an integer to JSON Schema — but not ``true``, ``"3"``
-or ``2.5`` (:data:`K`).
+``tests/api/test_schemathesis.py``). Request bodies are validated strictly (:data:`STRICT`): a
+boolean field takes only ``true``/``false`` and a number field no boolean or string (pydantic's
+lax mode would take ``0``, ``"yes"`` and ``false``); an integer field takes any integral JSON
+number — ``1.0`` is an integer to JSON Schema — but not ``true``, ``"3"`` or ``2.5`` (:data:`K`).
+Filter attribute names the served model does not carry are refused; the served schema lists the
+ones it does (``service.limits.apply_limits_to_openapi``).
 """
 
 from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictBool, StringConstraints
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints
 
 # Identifier strings: non-empty, bounded. Ids are the data set's own, so no pattern is imposed.
 Id = Annotated[str, StringConstraints(min_length=1, max_length=256)]
@@ -34,6 +36,9 @@ def _integral(value: object) -> object:
         return int(value)
     return value
 
+
+#: request bodies: unknown fields refused, JSON types taken as they are (no lax coercion)
+STRICT = ConfigDict(extra="forbid", strict=True)
 
 #: ``k``: an integral JSON number >= 1, strictly (``true`` and ``"10"`` are not numbers of items)
 K = Annotated[int, Field(ge=1, strict=True), BeforeValidator(_integral)]
@@ -55,7 +60,7 @@ class ErrorResponse(BaseModel):
 class ItemFilterModel(BaseModel):
     """Item attribute filter. Attributes are ANDed, values within one attribute ORed."""
 
-    model_config = ConfigDict(extra="forbid", title="ItemFilter")
+    model_config = ConfigDict(extra="forbid", strict=True, title="ItemFilter")
     include: dict[AttrName, AttrValues] = Field(
         default_factory=dict,
         max_length=20,
@@ -72,11 +77,11 @@ class ItemFilterModel(BaseModel):
 class _Options(BaseModel):
     """Options shared by single and batch recommendation requests."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = STRICT
     k: K | None = Field(
         None, description="How many items to return: 1..max_k; omitted = the service's default_k."
     )
-    exclude_seen: StrictBool = Field(
+    exclude_seen: bool = Field(
         True, description="Leave out items the user interacted with in training (and recent_item_ids)."
     )
     exclude_item_ids: list[Id] = Field(
@@ -92,7 +97,7 @@ class _Options(BaseModel):
         allow_inf_nan=False,
         description="Maximal Marginal Relevance re-ranking strength: 0 = off, 1 = most varied.",
     )
-    explain: StrictBool = Field(False, description="Attach a short reason to every returned item.")
+    explain: bool = Field(False, description="Attach a short reason to every returned item.")
 
 
 class RecommendRequest(_Options):
@@ -114,7 +119,7 @@ class BatchRecommendRequest(_Options):
 
 
 class SimilarRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = STRICT
     item_id: Id
     k: K | None = Field(None, description="1..max_k; omitted = default_k.")
     exclude_item_ids: list[Id] = Field(default_factory=list, max_length=MAX_LIST_IDS)

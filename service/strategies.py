@@ -30,6 +30,19 @@ def item_mask(model: RecommenderModel, item_filter: ItemFilter | None) -> np.nda
         raise UnknownFilterAttribute(str(exc), exc.side, exc.attribute) from exc
 
 
+def filter_attributes(model: RecommenderModel) -> list[str]:
+    """The item attributes ``model``'s filters accept.
+
+    Read from the refusal of an attribute no bundle can carry (names are 1..64 characters), so
+    only :meth:`RecommenderModel.filter_mask` is relied on: ``UnknownAttribute.known`` lists them.
+    """
+    try:
+        model.filter_mask(ItemFilter(include={"": ()}))
+    except UnknownAttribute as exc:
+        return sorted(exc.known)
+    return []
+
+
 def known_items(model: RecommenderModel, ids: tuple[str, ...]) -> np.ndarray:
     """Internal indices of the ids the model knows; unknown ones are dropped (see the API doc)."""
     idx = [model.item_ids.get(i) for i in ids]

@@ -16,8 +16,9 @@ from model_store import LocalStore
 from model_store.manifest import new_version_id
 from model_store.store import clone_model
 from recommender.model import RecommenderModel
+from service import presenter
 from service.app import create_app
-from service.pipeline import RecommendQuery
+from service.queries import RecommendQuery
 from service.settings import Settings
 
 TOKEN = "t0ken-for-tests"
@@ -162,7 +163,7 @@ def test_service_starts_on_an_empty_store_and_picks_up_the_first_model(
 def test_an_in_flight_request_finishes_on_the_model_it_started_with(
     client: TestClient, store: LocalStore, model: RecommenderModel
 ) -> None:
-    holder, pipeline = client.app.state.holder, client.app.state.pipeline
+    holder, serving = client.app.state.holder, client.app.state.serving
     old = holder.current
     entered, release = threading.Event(), threading.Event()
     real_recommend = old.model.recommend
@@ -174,9 +175,13 @@ def test_an_in_flight_request_finishes_on_the_model_it_started_with(
 
     old.model.recommend = slow_recommend  # type: ignore[method-assign]
     result: dict[str, object] = {}
-    worker = threading.Thread(
-        target=lambda: result.update(pipeline.recommend(RecommendQuery(model.user_ids.ids[0], 5))[1])
-    )
+    user_id = model.user_ids.ids[0]
+
+    def request() -> None:
+        loaded, answer = serving.recommend(RecommendQuery(user_id, 5))
+        result.update(presenter.recommend_body(loaded.model, user_id, answer, explain=False))
+
+    worker = threading.Thread(target=request)
     worker.start()
     assert entered.wait(10)
     new = store.publish(clone_model(model, new_version_id()))

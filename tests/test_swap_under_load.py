@@ -28,6 +28,7 @@ from model_store import LocalStore
 from model_store.manifest import new_version_id
 from model_store.store import clone_model
 from recommender.model import RecommenderModel
+from service.http_protocol import PROTOCOL
 
 TOKEN = "load-test-token"
 MIN_REQUESTS = 2000
@@ -45,7 +46,7 @@ class Server:
             "RECSERVE_ADMIN_TOKEN": TOKEN,
             "RECSERVE_TORCH_THREADS": "1",
         }
-        cmd = [sys.executable, "-m", "uvicorn", "service.app:create_app", "--factory"]
+        cmd = [sys.executable, "-m", "uvicorn", "service.app:create_app", "--factory", "--http", PROTOCOL]
         cmd += ["--host", "127.0.0.1", "--port", "0", "--no-access-log", "--log-level", "info"]
         self.proc = subprocess.Popen(
             cmd, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True

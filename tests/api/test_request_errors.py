@@ -9,6 +9,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from service.app import create_app
+from service.limits import MAX_QUERY_IDS
 from service.settings import Settings
 
 
@@ -36,12 +37,17 @@ def _error(r, status: int) -> dict:  # type: ignore[no-untyped-def]
         ({"user_id": "u1", "k": "ten"}, "k"),
         ({"user_id": "u1", "k": True}, "k"),
         ({"user_id": "u1", "k": 2.5}, "k"),
+        ({"user_id": "u1", "k": "3"}, "k"),
         ({"user_id": ""}, "user_id"),
         ({"k": 3}, "user_id"),
         ({"user_id": "u1", "colour": "red"}, "colour"),
         ({"user_id": "u1", "diversity": 1.5}, "diversity"),
         ({"user_id": "u1", "diversity": -0.1}, "diversity"),
         ({"user_id": "u1", "exclude_seen": "perhaps"}, "exclude_seen"),
+        # strict JSON types: the schema says boolean / number, so 0, "true" and false are refused
+        ({"user_id": "u1", "explain": 0}, "explain"),
+        ({"user_id": "u1", "exclude_seen": "true"}, "exclude_seen"),
+        ({"user_id": "u1", "diversity": False}, "diversity"),
         ({"user_id": "u1", "exclude_item_ids": "i1"}, "exclude_item_ids"),
         ({"user_id": "u1", "exclude_item_ids": ["i1", 7]}, "exclude_item_ids.1"),
         ({"user_id": "u1", "item_filter": {"include": {"category": "cat1"}}}, "item_filter.include.category"),
@@ -54,6 +60,18 @@ def test_validation_errors_name_the_field(api: TestClient, payload: dict, field:
     assert err["code"] == "validation_error"
     assert err["field"] == field
     assert err["message"].startswith(field)
+
+
+def test_an_integral_json_number_is_an_integer_k(api: TestClient) -> None:
+    """JSON Schema's "integer" takes 3.0, so the service does too (but not 2.5, above)."""
+    for r in (
+        api.post("/recommend", json={"user_id": "u1", "k": 3.0}),
+        api.post("/similar-items", json={"item_id": "i1", "k": 3.0}),
+    ):
+        assert r.status_code == 200 and len(r.json()["items"]) == 3
+    batch = api.post("/recommend/batch", json={"user_ids": ["u1"], "k": 3.0})
+    assert batch.status_code == 200 and len(batch.json()["results"][0]["items"]) == 3
+    assert _error(api.post("/recommend", json={"user_id": "u1", "k": 51.0}), 422)["field"] == "k"
 
 
 def test_k_above_max_k_says_the_limit(api: TestClient) -> None:
@@ -136,11 +154,18 @@ def test_body_size_limit(api: TestClient) -> None:
 
 
 def test_query_list_limits(api: TestClient) -> None:
-    ids = [f"x{i}" for i in range(1001)]
-    err = _error(api.get("/recommend", params={"user_id": "u1", "exclude_item_ids": ids}), 422)
-    assert err["field"] == "exclude_item_ids" and "1000" in err["message"]
+    """Query strings carry at most MAX_QUERY_IDS ids per list (a URL has a length limit; the POST
+    body takes up to 1000)."""
+    ids = [f"x{i}" for i in range(MAX_QUERY_IDS + 1)]
+    for params, field in (
+        ({"user_id": "u1", "exclude_item_ids": ids}, "exclude_item_ids"),
+        ({"user_id": "u1", "recent_item_ids": ids}, "recent_item_ids"),
+    ):
+        err = _error(api.get("/recommend", params=params), 422)
+        assert err["field"] == field and str(MAX_QUERY_IDS) in err["message"]
     err = _error(api.get("/similar-items", params={"item_id": "i1", "exclude_item_ids": ids}), 422)
     assert err["field"] == "exclude_item_ids"
+    assert api.get("/recommend", params={"user_id": "u1", "exclude_item_ids": ids[:-1]}).status_code == 200
 
 
 def test_unexpected_error_is_a_500_in_the_error_shape_without_traceback(published_store: Path) -> None:
@@ -150,7 +175,7 @@ def test_unexpected_error_is_a_500_in_the_error_shape_without_traceback(publishe
         raise RuntimeError("secret internals")
 
     with TestClient(app, raise_server_exceptions=False) as c:
-        app.state.pipeline.compute = broken
+        app.state.serving.recommend = broken
         r = c.get("/recommend", params={"user_id": "u1"})
     err = _error(r, 500)
     assert err["code"] == "internal_error" and "secret" not in r.text
@@ -161,10 +186,29 @@ def test_unknown_route_and_method(api: TestClient) -> None:
     assert _error(api.delete("/recommend"), 405)["code"] == "method_not_allowed"
 
 
+def test_a_405_names_every_method_the_path_serves(api: TestClient) -> None:
+    """RFC 9110: a 405 carries ``Allow``; /recommend's GET and POST are two routes, both listed."""
+    for method, path, allow in (
+        ("DELETE", "/recommend", "GET, POST"),
+        ("TRACE", "/similar-items", "GET, POST"),
+        ("OPTIONS", "/recommend/batch", "POST"),
+        ("PUT", "/healthz", "GET"),
+    ):
+        r = api.request(method, path)
+        assert _error(r, 405)["code"] == "method_not_allowed"
+        assert r.headers["allow"] == allow
+
+
 def test_no_model_is_503(tmp_path: Path) -> None:
     with TestClient(create_app(Settings(store_uri=str(tmp_path / "empty"), _env_file=None))) as c:
         assert _error(c.get("/recommend", params={"user_id": "u1"}), 503)["code"] == "no_model"
         assert _error(c.post("/recommend/batch", json={"user_ids": ["u1"]}), 503)["code"] == "no_model"
+
+
+def test_openapi_names_the_filter_attributes_the_model_accepts(api: TestClient) -> None:
+    """A filter naming another attribute is refused (above), so the schema lists the accepted ones."""
+    flt = api.get("/openapi.json").json()["components"]["schemas"]["ItemFilterModel"]["properties"]
+    assert flt["include"]["propertyNames"]["enum"] == flt["exclude"]["propertyNames"]["enum"] == ["category"]
 
 
 def test_openapi_documents_configured_limits(api: TestClient) -> None:

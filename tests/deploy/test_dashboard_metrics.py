@@ -56,9 +56,9 @@ def _send_traffic(client: TestClient, data: InteractionData, monkeypatch: pytest
     assert client.get("/similar-items", params={"item_id": data.item_ids[0], "k": 5}).status_code == 200
     assert client.get("/similar-items", params={"item_id": "no-such-item"}).status_code == 404
     assert client.get("/recommend", params={"user_id": data.user_ids[0], "k": 0}).status_code == 422
-    # A crash inside the pipeline must still be counted, as a 5xx, for the error-ratio panels.
+    # A crash inside serving must still be counted, as a 5xx, for the error-ratio panels.
     with monkeypatch.context() as m:
-        m.setattr(client.app.state.pipeline, "recommend", _crash)
+        m.setattr(client.app.state.serving, "recommend", _crash)
         with pytest.raises(RuntimeError, match="injected"):
             client.get("/recommend", params={"user_id": data.user_ids[0]})
 
