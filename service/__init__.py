@@ -1,1 +1,4 @@
-"""The online service: FastAPI app factory, routers, pipeline, metrics. Never imports ``training``."""
+"""The online service: app factory, routers, request parsing, strategies, presenter, metrics.
+
+Never imports ``training``; the precomputed-list contract it reads is ``listcache``.
+"""
