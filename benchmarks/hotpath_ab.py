@@ -20,7 +20,8 @@ import torch
 import recommender.selector as selector_mod
 from benchmarks.catalogue import CatalogueSpec, ensure_catalogue
 from model_store import LocalStore
-from recommender.model import _isin
+from recommender.candidates import _isin
+from recommender.ranking import FeatureRanking
 from recommender.selector import TopKRecommendationSelector
 
 
@@ -45,11 +46,14 @@ def main() -> None:
     cat = ensure_catalogue(CatalogueSpec(n_items=args.items, hnsw_ef_construction=args.ef_construction))
     model, _ = LocalStore(cat.store_root).load()
     u = 5
-    emb, feats, prof = model.user_inputs(np.array([u]))
-    cand, cscore, valid = model.retrieve(emb, 200, [model.seen(u)])
+    stages = model.stages  # the service's own stage objects
+    emb, feats, prof = stages.queries.known(np.array([u]))
+    cand, cscore, valid = stages.retriever.retrieve(emb, 200, [stages.queries.seen(u)])
     rows = model.features.assemble(feats, prof, cand, cscore)
     x = torch.from_numpy(rows)
-    scores = model.rank(feats, prof, cand, cscore)
+    scores = stages.ranking.score(feats, prof, cand, cscore)
+    ranking = stages.ranking
+    assert isinstance(ranking, FeatureRanking), "the catalogue bundle has a ranker"
     rows_out: list[tuple[str, float, float]] = []
 
     def ranker_module(_: int) -> Any:
@@ -58,7 +62,7 @@ def main() -> None:
 
     def ranker_frozen(_: int) -> Any:
         with torch.inference_mode():
-            return model._scorer()(x)
+            return ranking.scorer()(x)
 
     rows_out.append(
         ("ranking (C=200): module → BatchNorm folded", cpu_us(ranker_module), cpu_us(ranker_frozen))
@@ -74,7 +78,7 @@ def main() -> None:
     rows_out.append(("selection (k=10 of 200): argpartition+loop → one lexsort", old, cpu_us(select)))
 
     raw_idx = model.index.search(emb, 220)[1][0]
-    seen = model.seen(u)
+    seen = stages.queries.seen(u)
     rows_out.append(
         (
             "seen-item exclusion (220 vs 20): np.isin → broadcast",
@@ -86,11 +90,12 @@ def main() -> None:
     items = np.random.default_rng(0).integers(0, model.n_items, 300)
     q = model.item_emb[items]
     bundle_ef = model.index.ef_search
+    similar_ef = stages.retriever.similar_ef(11)
     rows_out.append(
         (
-            f"/similar-items search (k=10): efSearch {bundle_ef} → {model._similar_ef(11)}",
+            f"/similar-items search (k=10): efSearch {bundle_ef} → {similar_ef}",
             cpu_us(lambda i: model.index.search(q[i : i + 1], 11)),
-            cpu_us(lambda i: model.index.search(q[i : i + 1], 11, model._similar_ef(11))),
+            cpu_us(lambda i: model.index.search(q[i : i + 1], 11, similar_ef)),
         )
     )
 

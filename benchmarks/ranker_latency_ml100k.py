@@ -2,11 +2,12 @@
 
 Trains the ml100k model (the reproduce configuration, fewer epochs: latency depends on the
 ranker's shape and C, not on how well it was fitted), then answers single-user requests through
-``RecommenderModel.recommend`` exactly as the service does (one torch thread, the service
+the model's personalized strategy exactly as the service does (one torch thread, the service
 default) and reports, per request:
 
 * ``ranker added``: the ``features`` + ``ranking`` stage timings (what the ranker costs);
-* end-to-end ``recommend`` time with the ranker and with ``ranker=None`` (retrieval only).
+* end-to-end time of the personalized strategy the service serves (``model.strategies``) and of
+  the same stages ranked by retrieval score alone (``model.retrieval_strategies``).
 
 Run: ``nice .venv/bin/python benchmarks/ranker_latency_ml100k.py [--requests 1000]``.
 Figures only; nothing is asserted (the machine is shared, timings vary).
@@ -46,28 +47,29 @@ def main() -> None:
     rng = np.random.default_rng(0)
     users = rng.integers(0, model.n_users, size=args.requests)
     ranker = model.ranker
+    assert ranker is not None, "the ml100k configuration trains a ranker"
+    served, retrieval_only = model.strategies.personalized, model.retrieval_strategies.personalized
     print(
         f"ranker {ranker.config()}; {model.features.n_features} features; C={args.candidates}; "
         f"k={args.k}; {args.requests} single-user requests; torch threads=1"
     )
     for u in users[:50]:  # warm-up
-        model.recommend(np.array([u]), args.k)
+        served.recommend(np.array([u]), args.k)
+        retrieval_only.recommend(np.array([u]), args.k)
 
     added: list[float] = []
     with_ranker: list[float] = []
     for u in users:
         t: dict[str, float] = {}
         start = time.perf_counter()
-        model.recommend(np.array([u]), args.k, timings=t)
+        served.recommend(np.array([u]), args.k, timings=t)
         with_ranker.append(time.perf_counter() - start)
         added.append(t["features"] + t["ranking"])
-    model.ranker = None
     without: list[float] = []
     for u in users:
         start = time.perf_counter()
-        model.recommend(np.array([u]), args.k)
+        retrieval_only.recommend(np.array([u]), args.k)
         without.append(time.perf_counter() - start)
-    model.ranker = ranker
     print(f"ranker added (features + ranking): {_pct(added)}")
     print(f"recommend with ranker:             {_pct(with_ranker)}")
     print(f"recommend retrieval only:          {_pct(without)}")

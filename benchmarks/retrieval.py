@@ -87,7 +87,7 @@ def run_retrieval(
     _, item_truth = exact.search(item_q, 11)
     faiss.omp_set_num_threads(1)
     similar = {}
-    for label, ef in (("similar", model._similar_ef(11)), ("similar_bundle_ef", serving_ef)):
+    for label, ef in (("similar", model.stages.retriever.similar_ef(11)), ("similar_bundle_ef", serving_ef)):
         _, approx = hnsw.search(item_q, 11, ef)
         similar[label] = {
             "ef_search": ef,

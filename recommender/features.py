@@ -6,6 +6,7 @@ ranker can never be served features laid out differently from the ones it learne
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -17,6 +18,34 @@ PAIR_FEATURES = ("retrieval_score", "retrieval_rank", "tag_affinity")
 USER_VEC_PREFIX = "recent_vec_"
 ITEM_VEC_PREFIX = "item_vec_"
 VECTOR_PAIR_FEATURE = "recent_similarity"
+
+
+def recent_item_vectors(
+    item_vectors: np.ndarray, indptr: np.ndarray, indices: np.ndarray, window: int | None = None
+) -> np.ndarray:
+    """(B, D) float32: row ``r`` is the mean vector of the last ``window`` items (all if None) of
+    row ``r`` of a CSR item list held oldest first; zeros for an empty row.
+
+    The one definition of the ``recent_vec_*`` block: training calls it with each user's
+    training items sorted by time, serving with a cold-start user's recent items, so the two
+    cannot drift apart. Sums in float64 (a user's vectors are added in list order).
+    """
+    indptr = np.asarray(indptr, np.int64)
+    indices = np.asarray(indices, np.int64)
+    if window is not None and window < 1:
+        raise ValueError(f"window must be >= 1 or None, got {window}")
+    b = len(indptr) - 1
+    lengths = np.diff(indptr)
+    rows = np.repeat(np.arange(b), lengths)
+    if window is not None:
+        # Position counted from the end of its row (0 = most recent) decides what is kept.
+        from_end = np.repeat(indptr[1:], lengths) - 1 - np.arange(indptr[0], indptr[-1])
+        keep = from_end < window
+        rows, indices = rows[keep], indices[keep]
+    out = np.zeros((b, item_vectors.shape[1]), np.float64)
+    np.add.at(out, rows, item_vectors[indices])
+    counts = np.bincount(rows, minlength=b)[:, None]
+    return (out / np.maximum(counts, 1)).astype(np.float32)
 
 
 @dataclass
@@ -39,7 +68,7 @@ class FeatureAssembler:
     product is appended as ``recent_similarity`` — "how close is this candidate to what the user
     engaged with last", which a full-history retrieval score cannot express. Living inside the
     ordinary feature tables, the block is stored and served with no extra plumbing; a caller
-    that builds a user row itself (cold start) can fill it with :meth:`vector_from_items`.
+    that builds a user row itself (cold start) fills it with :meth:`recent_block`.
     """
 
     user_features: np.ndarray
@@ -97,12 +126,26 @@ class FeatureAssembler:
         fi = len(self.item_feature_names) - self.n_vector
         return [*self.user_feature_names[:fu], *self.item_feature_names[:fi], *self.pair_features]
 
-    def vector_from_items(self, item_idx: np.ndarray) -> np.ndarray:
-        """The ``recent_vec_*`` block for a user known only by items (zeros if there is none)."""
+    def vector_from_items(self, item_idx: np.ndarray, window: int | None = None) -> np.ndarray:
+        """The ``recent_vec_*`` block for one user known only by items (zeros if there is none)."""
+        return self.recent_block([np.asarray(item_idx, np.int64)], window)[0]
+
+    def recent_block(self, histories: Sequence[np.ndarray], window: int | None = None) -> np.ndarray:
+        """(B, D) ``recent_vec_*`` blocks for users given by item lists (oldest first), D = 0 if
+        the tables have no block.
+
+        The same function training fills the block with for known users
+        (:func:`recent_item_vectors`), over the ``item_vec_*`` columns, which hold the item
+        embeddings: so a cold-start user with recent items gets the block a trained user with
+        that history would have, instead of a population average.
+        """
         d = self.n_vector
-        if d == 0 or len(item_idx) == 0:
-            return np.zeros(d, np.float32)
-        return self.item_features[np.asarray(item_idx), -d:].mean(axis=0).astype(np.float32)
+        if d == 0:
+            return np.zeros((len(histories), 0), np.float32)
+        indptr = np.r_[0, np.cumsum([len(h) for h in histories], dtype=np.int64)]
+        parts = [np.asarray(h, np.int64) for h in histories]
+        indices = np.concatenate(parts) if parts else np.zeros(0, np.int64)
+        return recent_item_vectors(self.item_features[:, -d:], indptr, indices, window)
 
     def profile_from_items(self, item_idx: np.ndarray) -> np.ndarray:
         """A tag profile built from a list of items: how a cold-start user's taste is estimated."""

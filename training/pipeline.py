@@ -11,6 +11,7 @@ keeps the ranker (and its feature normalisation).
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -19,10 +20,12 @@ import torch
 
 from model_store.manifest import new_version_id
 from model_store.store import ModelStore
-from recommender.features import ITEM_VEC_PREFIX, USER_VEC_PREFIX, FeatureAssembler
+from recommender.features import ITEM_VEC_PREFIX, USER_VEC_PREFIX, FeatureAssembler, recent_item_vectors
 from recommender.idmap import IdMap
-from recommender.model import RecommenderModel
+from recommender.model import RECENT_WINDOW_KEY, RecommenderModel
+from recommender.ranker import DeepFeatureRanking
 from recommender.retrieval import HNSWParams, ItemIndex
+from recommender.strategies import Strategy
 from training.data import InteractionData, csr_from_pairs, split_last_fraction, user_tag_profile
 from training.metrics import evaluate_lists, test_sets
 from training.mf import MFConfig, train_mf
@@ -50,17 +53,15 @@ class TrainConfig:
 def recent_vectors(
     users: np.ndarray, items: np.ndarray, times: np.ndarray, item_emb: np.ndarray, n_users: int, last: int
 ) -> np.ndarray:
-    """(n_users, D): mean embedding of each user's ``last`` most recent items (zeros if none)."""
+    """(n_users, D): mean embedding of each user's ``last`` most recent items (zeros if none).
+
+    Each user's items are put in time order (ties by row) and handed to
+    :func:`~recommender.features.recent_item_vectors`, the function serving applies to a
+    cold-start user's recent items, so both sides build the block the same way.
+    """
     order = np.lexsort((np.arange(len(users)), times, users))
-    u_sorted = users[order]
-    # Position of each row counted from the end of its user's history (0 = most recent).
-    ends = np.r_[np.flatnonzero(u_sorted[1:] != u_sorted[:-1]), len(u_sorted) - 1]
-    end_of = np.repeat(ends, np.diff(np.r_[-1, ends]))
-    recent = order[(end_of - np.arange(len(u_sorted))) < last]
-    out = np.zeros((n_users, item_emb.shape[1]), np.float64)
-    np.add.at(out, users[recent], item_emb[items[recent]])
-    counts = np.bincount(users[recent], minlength=n_users)[:, None]
-    return (out / np.maximum(counts, 1)).astype(np.float32)
+    indptr = np.r_[0, np.cumsum(np.bincount(users, minlength=n_users))]
+    return recent_item_vectors(item_emb, indptr, items[order], last)
 
 
 def _item_features(data: InteractionData, items: np.ndarray) -> tuple[np.ndarray, np.ndarray, list[str]]:
@@ -82,15 +83,20 @@ def assemble_model(
     config: TrainConfig,
     version: str,
     times: np.ndarray | None = None,
+    ranker: DeepFeatureRanking | None = None,
 ) -> RecommenderModel:
-    """A ranker-less model over the given training interactions (seen items, features, index).
+    """A model over the given training interactions (seen items, features, index), ranked by
+    ``ranker`` (None: by the retrieval score).
 
     With ``times`` and ``config.recent_items``, the recent-items vector block is added to the
-    feature tables (see :class:`~recommender.features.FeatureAssembler`).
+    feature tables (see :class:`~recommender.features.FeatureAssembler`), and the window is
+    recorded in the metadata so serving builds a cold-start user's block the same way.
     """
     item_feats, pop, item_names = _item_features(data, items)
     user_feats, user_names = data.user_features, list(data.user_feature_names)
+    metadata: dict[str, Any] = {"dataset": data.name}
     if times is not None and config.recent_items > 0:
+        metadata[RECENT_WINDOW_KEY] = config.recent_items
         rec = recent_vectors(users, items, times, item_emb, data.n_users, config.recent_items)
         d = item_emb.shape[1]
         user_feats = np.concatenate([user_feats, rec], axis=1)
@@ -114,13 +120,13 @@ def assemble_model(
         item_emb=item_emb,
         index=ItemIndex.build(item_emb, "hnsw", config.hnsw),
         features=features,
-        ranker=None,
+        ranker=ranker,
         seen_indptr=indptr,
         seen_indices=indices,
         popularity=pop,
         n_candidates=config.n_candidates,
         item_attributes=data.item_attributes,
-        metadata={"dataset": data.name},
+        metadata=metadata,
     )
 
 
@@ -162,11 +168,18 @@ def fill_cold_users(model: RecommenderModel, data: InteractionData, train_users:
 def candidate_lists(
     model: RecommenderModel, label_users: np.ndarray, label_items: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Raw feature rows (L, C, F), labels (L, C) and validity (L, C) for users with labels."""
+    """Raw feature rows (L, C, F), labels (L, C) and validity (L, C) for users with labels.
+
+    The candidates are the ones serving ranks: the model's own query builder and retriever,
+    each user's training items excluded, C = ``model.n_candidates``.
+    """
     labels_by_user = test_sets(label_users, label_items)
     users = np.array(sorted(labels_by_user), dtype=np.int64)
-    emb, feats, profiles = model.user_inputs(users)
-    cand, cscore, valid = model.retrieve(emb, model.n_candidates, [model.seen(int(u)) for u in users])
+    stages = model.stages
+    emb, feats, profiles = stages.queries.known(users)
+    cand, cscore, valid = stages.retriever.retrieve(
+        emb, model.n_candidates, [stages.queries.seen(int(u)) for u in users]
+    )
     labels = np.zeros(cand.shape, np.float32)
     for r, u in enumerate(users.tolist()):
         labels[r] = np.isin(cand[r], list(labels_by_user[u]))
@@ -177,34 +190,37 @@ def candidate_lists(
 def evaluate_model(
     model: RecommenderModel, data: InteractionData, ks: tuple[int, ...] = (10, 20)
 ) -> dict[str, Any]:
-    """Test metrics for popularity, retrieval only and two-stage, all through the serving code."""
+    """Test metrics for popularity, retrieval only and two-stage, all through the serving code.
+
+    Each is a strategy of the model, called as the service calls it (training items excluded):
+    popularity with each user's training items as the subject's own, the personalized
+    strategy ranked by retrieval score alone, and the personalized strategy the service
+    serves (only when the bundle has a ranker).
+    """
     test = test_sets(data.test_users, data.test_items)
     users = np.array(sorted(test), dtype=np.int64)
-    kmax = max(ks)
-    results: dict[str, Any] = {}
-    pop_order = np.argsort(-model.popularity, kind="stable")
-    ranked_pop = {}
-    for u in users.tolist():
-        seen = set(model.seen(u).tolist())
-        ranked_pop[u] = np.array([i for i in pop_order[: kmax + len(seen)] if i not in seen][:kmax])
-    results["popularity"] = evaluate_lists(ranked_pop, test, ks)
-    ranker, model.ranker = model.ranker, None
-    try:
-        results["retrieval"] = _eval_pipeline(model, users, test, ks)
-    finally:
-        model.ranker = ranker
-    if ranker is not None:
-        results["two_stage"] = _eval_pipeline(model, users, test, ks)
+    histories = [model.seen(u) for u in users.tolist()]
+    results: dict[str, Any] = {
+        "popularity": _eval_strategy(model.strategies.popularity, histories, users, test, ks),
+        "retrieval": _eval_strategy(model.retrieval_strategies.personalized, users, users, test, ks),
+    }
+    if model.ranker is not None:
+        results["two_stage"] = _eval_strategy(model.strategies.personalized, users, users, test, ks)
     return results
 
 
-def _eval_pipeline(
-    model: RecommenderModel, users: np.ndarray, test: dict[int, set[int]], ks: tuple[int, ...]
+def _eval_strategy(
+    strategy: Strategy,
+    subjects: Sequence[Any],
+    users: np.ndarray,
+    test: dict[int, set[int]],
+    ks: tuple[int, ...],
 ) -> dict[str, float]:
+    """Metrics of ``strategy``'s top-max(ks) for each user (``subjects[r]`` stands for ``users[r]``)."""
     ranked: dict[int, np.ndarray] = {}
     for b in range(0, len(users), 256):
-        ub = users[b : b + 256]
-        for u, rec in zip(ub.tolist(), model.recommend(ub, max(ks)), strict=True):
+        recs = strategy.recommend(subjects[b : b + 256], max(ks))
+        for u, rec in zip(users[b : b + 256].tolist(), recs, strict=True):
             ranked[u] = rec.items
     return evaluate_lists(ranked, test, ks)
 
@@ -239,11 +255,10 @@ def train_model(
         data.train_users, data.train_items, data.n_users, data.n_items, config.mf, progress=progress
     )
     model = assemble_model(
-        data, data.train_users, data.train_items, mf.user_emb, mf.item_emb, config, version, times
+        data, data.train_users, data.train_items, mf.user_emb, mf.item_emb, config, version, times, ranker
     )
     cold = fill_cold_users(model, data, data.train_users)
     model.features.set_normalisation(stage1.features.mean, stage1.features.std)
-    model.ranker = ranker.eval()
     metrics = evaluate_model(model, data)
     metrics["candidate_recall"] = float(labels.sum() / max(1, len(data.train_users[held])))
     metrics["ranker_val_ndcg@10"] = ranker_history

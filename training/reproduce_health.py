@@ -23,7 +23,7 @@ import numpy as np
 import torch
 
 from training.health import HealthData, load_health, split_validation
-from training.metrics import evaluate_full_ranking
+from training.metrics import evaluate_exact_retrieval, evaluate_full_ranking
 from training.mf import LOSSES, MFConfig, MFResult, train_mf
 
 PAPER: dict[str, tuple[float, float]] = {  # (Recall@20, NDCG@20), MF backbone, Table 2 of the paper
@@ -136,7 +136,7 @@ def run(
             result = train_mf(
                 data.train_users, data.train_items, data.n_users, data.n_items, config, test_eval, progress
             )
-            final = evaluate_full_ranking(
+            final = evaluate_exact_retrieval(  # the service's stages, exact index
                 result.user_emb,
                 result.item_emb,
                 data.train_users,

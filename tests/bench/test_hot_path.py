@@ -7,7 +7,7 @@ import pytest
 import torch
 from fastapi.testclient import TestClient
 
-import recommender.model as model_mod
+import recommender.candidates as candidates_mod
 import recommender.selector as selector_mod
 from recommender.model import RecommenderModel
 from recommender.ranker import DeepFeatureRanking, FrozenRanker
@@ -63,7 +63,8 @@ def test_model_rank_follows_in_place_weight_changes(trained: tuple[RecommenderMo
     users = np.arange(3)
     emb, feats, profiles = model.user_inputs(users)
     cand, cscore, _ = model.retrieve(emb, 20)
-    before = model.rank(feats, profiles, cand, cscore)
+    rank = model.stages.ranking.score
+    before = rank(feats, profiles, cand, cscore)
     rows = model.features.assemble(feats, profiles, cand, cscore)
     with torch.inference_mode():
         np.testing.assert_allclose(before, model.ranker(torch.from_numpy(rows))[..., 0].numpy(), atol=1e-5)
@@ -71,11 +72,11 @@ def test_model_rank_follows_in_place_weight_changes(trained: tuple[RecommenderMo
     try:
         with torch.no_grad():
             model.ranker.out.bias.add_(2.0)
-        np.testing.assert_allclose(model.rank(feats, profiles, cand, cscore), before + 2.0, atol=1e-4)
+        np.testing.assert_allclose(rank(feats, profiles, cand, cscore), before + 2.0, atol=1e-4)
     finally:
         with torch.no_grad():
             model.ranker.out.bias.copy_(saved)
-    np.testing.assert_array_equal(model.rank(feats, profiles, cand, cscore), before)
+    np.testing.assert_array_equal(rank(feats, profiles, cand, cscore), before)
 
 
 def test_sorted_selection_matches_the_partition_path(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -116,7 +117,7 @@ def test_short_exclusion_compare_matches_isin(m: int) -> None:
     rng = np.random.default_rng(m)
     values = rng.integers(0, 500, 220)
     excluded = rng.integers(0, 500, m)
-    np.testing.assert_array_equal(model_mod._isin(values, excluded), np.isin(values, excluded))
+    np.testing.assert_array_equal(candidates_mod._isin(values, excluded), np.isin(values, excluded))
 
 
 def test_search_beam_override_is_per_call(trained: tuple[RecommenderModel, dict]) -> None:
@@ -136,8 +137,9 @@ def test_search_beam_override_is_per_call(trained: tuple[RecommenderModel, dict]
 def test_similar_uses_a_narrower_beam_and_still_answers_k(trained: tuple[RecommenderModel, dict]) -> None:
     model, _ = trained
     bundle_ef = model.index.ef_search
-    assert model._similar_ef(11) <= bundle_ef and model._similar_ef(11) >= 11
-    assert model._similar_ef(bundle_ef + 5) == bundle_ef + 5  # never fewer than asked for
+    similar_ef = model.stages.retriever.similar_ef
+    assert similar_ef(11) <= bundle_ef and similar_ef(11) >= 11
+    assert similar_ef(bundle_ef + 5) == bundle_ef + 5  # never fewer than asked for
     rec = model.similar(3, 10)
     assert len(rec.items) == 10 and 3 not in rec.items.tolist()
     assert np.all(np.diff(rec.scores) <= 1e-6)  # best first

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
 from recommender.features import PAIR_FEATURES, FeatureAssembler
-from training.pipeline import recent_vectors
+from recommender.model import RECENT_WINDOW_KEY
+from training.movielens import load_ml100k
+from training.pipeline import TrainConfig, assemble_model, recent_vectors
 
 
 def _assembler(rng: np.random.Generator, d: int = 3) -> FeatureAssembler:
@@ -85,3 +89,29 @@ def test_recent_vectors_average_the_latest_items_by_time() -> None:
     assert out[0].tolist() == pytest.approx([0, 0.5, 0, 0, 0.5])  # items 4 (t=40) and 1 (t=30)
     assert out[1].tolist() == pytest.approx([0, 0, 0, 1, 0])
     assert out[2].tolist() == [0, 0, 0, 0, 0]  # no history
+
+
+def test_cold_start_block_is_built_like_trainings_for_the_same_history(tiny_ml: Path) -> None:
+    """A visitor whose recent items are a trained user's history gets that user's recent block."""
+    data = load_ml100k(tiny_ml)
+    rng = np.random.default_rng(0)
+    dim = 6
+    user_emb = rng.normal(size=(data.n_users, dim)).astype(np.float32)
+    item_emb = rng.normal(size=(data.n_items, dim)).astype(np.float32)
+    config = TrainConfig(recent_items=3)
+    model = assemble_model(
+        data, data.train_users, data.train_items, user_emb, item_emb, config, "v", data.train_time
+    )
+    assert model.features.n_vector == dim and model.metadata[RECENT_WINDOW_KEY] == 3
+    population = model.features.user_features[:, -dim:].mean(axis=0)
+    checked = 0
+    for u in range(data.n_users):
+        rows = np.flatnonzero(data.train_users == u)
+        if len(rows) < 4:
+            continue
+        history = data.train_items[rows[np.lexsort((rows, data.train_time[rows]))]]  # oldest first
+        _, feats, _ = model.cold_start_inputs(history)
+        np.testing.assert_allclose(feats[0, -dim:], model.features.user_features[u, -dim:], rtol=1e-6)
+        assert not np.allclose(feats[0, -dim:], population, atol=1e-3)
+        checked += 1
+    assert checked >= 10

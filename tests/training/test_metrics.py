@@ -5,7 +5,7 @@ import math
 import numpy as np
 import pytest
 
-from training.metrics import evaluate_full_ranking, recall_ndcg_at_k
+from training.metrics import evaluate_exact_retrieval, evaluate_full_ranking, recall_ndcg_at_k
 
 
 def test_single_hit_at_rank_two() -> None:
@@ -70,3 +70,15 @@ def test_full_ranking_matches_reference_on_random_data() -> None:
         ndcgs.append(n)
     assert out["recall@5"] == pytest.approx(np.mean(recalls))
     assert out["ndcg@5"] == pytest.approx(np.mean(ndcgs))
+
+
+def test_exact_retrieval_through_the_serving_stages_matches_full_ranking() -> None:
+    rng = np.random.default_rng(1)
+    u, i = rng.normal(size=(30, 4)).astype(np.float32), rng.normal(size=(60, 4)).astype(np.float32)
+    tr_u, tr_i = rng.integers(0, 30, 300), rng.integers(0, 60, 300)
+    te_u, te_i = rng.integers(0, 30, 90), rng.integers(0, 60, 90)
+    full = evaluate_full_ranking(u, i, tr_u, tr_i, te_u, te_i, ks=(5, 20))
+    served = evaluate_exact_retrieval(u, i, tr_u, tr_i, te_u, te_i, ks=(5, 20), batch_size=7)
+    assert served.keys() == full.keys()
+    for key, value in full.items():
+        assert served[key] == pytest.approx(value, abs=1e-12), key
