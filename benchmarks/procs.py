@@ -1,4 +1,4 @@
-"""Child processes on free ports: a ``redis-server`` and the service under uvicorn.
+"""Child processes on free ports (a ``redis-server``, the service under uvicorn) and what they use.
 
 Shared by the benchmarks and the integration tests, so both measure and test the service the way
 it is deployed — a separate process speaking HTTP — and neither leaves a process behind.
@@ -6,6 +6,7 @@ it is deployed — a separate process speaking HTTP — and neither leaves a pro
 
 from __future__ import annotations
 
+import os
 import queue
 import re
 import shutil
@@ -26,6 +27,52 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+def process_tree(pid: int) -> list[int]:
+    """``pid`` and all its descendants (uvicorn ``--workers N`` answers from child processes)."""
+    out, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        out.append(p)
+        try:
+            for task in Path(f"/proc/{p}/task").iterdir():
+                todo += [int(c) for c in (task / "children").read_text().split()]
+        except OSError:
+            continue
+    return out
+
+
+def proc_rss_mb(pid: int) -> tuple[float, float]:
+    """(current RSS, peak RSS) in MiB of ``pid`` and its descendants, from /proc."""
+    rss = peak = 0.0
+    for p in process_tree(pid):
+        fields = {}
+        try:
+            for line in Path(f"/proc/{p}/status").read_text().splitlines():
+                key, _, value = line.partition(":")
+                fields[key] = value
+        except OSError:
+            continue
+        rss += int(fields["VmRSS"].split()[0]) / 1024
+        peak += int(fields["VmHWM"].split()[0]) / 1024
+    return rss, peak
+
+
+def proc_cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of ``pid`` and its live descendants."""
+    total = 0.0
+    for p in process_tree(pid):
+        try:
+            stat = Path(f"/proc/{p}/stat").read_text()
+        except OSError:
+            continue
+        parts = stat[stat.rindex(")") + 2 :].split()
+        total += (int(parts[11]) + int(parts[12])) / CLK_TCK  # utime + stime
+    return total
 
 
 class RedisProcess:

@@ -22,7 +22,6 @@ import os
 import resource
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -35,10 +34,8 @@ import httpx
 import numpy as np
 
 from benchmarks.catalogue import Catalogue
-from benchmarks.procs import drop_keys
+from benchmarks.procs import drop_keys, free_port, proc_cpu_seconds, proc_rss_mb
 from service.http_protocol import PROTOCOL
-
-CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 LUA = r"""
 local paths = {%(paths)s}
@@ -75,55 +72,6 @@ end
 
 class BenchError(RuntimeError):
     """The benchmark cannot run (missing wrk, server did not start): one line for the CLI."""
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def process_tree(pid: int) -> list[int]:
-    """``pid`` and all its descendants (uvicorn ``--workers N`` answers from child processes)."""
-    out, todo = [], [pid]
-    while todo:
-        p = todo.pop()
-        out.append(p)
-        try:
-            for task in Path(f"/proc/{p}/task").iterdir():
-                todo += [int(c) for c in (task / "children").read_text().split()]
-        except OSError:
-            continue
-    return out
-
-
-def proc_rss_mb(pid: int) -> tuple[float, float]:
-    """(current RSS, peak RSS) in MiB of ``pid`` and its descendants, from /proc."""
-    rss = peak = 0.0
-    for p in process_tree(pid):
-        fields = {}
-        try:
-            for line in Path(f"/proc/{p}/status").read_text().splitlines():
-                key, _, value = line.partition(":")
-                fields[key] = value
-        except OSError:
-            continue
-        rss += int(fields["VmRSS"].split()[0]) / 1024
-        peak += int(fields["VmHWM"].split()[0]) / 1024
-    return rss, peak
-
-
-def proc_cpu_seconds(pid: int) -> float:
-    """User + system CPU seconds of ``pid`` and its live descendants."""
-    total = 0.0
-    for p in process_tree(pid):
-        try:
-            stat = Path(f"/proc/{p}/stat").read_text()
-        except OSError:
-            continue
-        parts = stat[stat.rindex(")") + 2 :].split()
-        total += (int(parts[11]) + int(parts[12])) / CLK_TCK  # utime + stime
-    return total
 
 
 class ServerProcess:

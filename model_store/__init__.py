@@ -13,6 +13,7 @@ from model_store.errors import (
     NoModelPublished,
     SchemaVersionError,
     StoreError,
+    StoreNotFound,
     VersionNotFound,
 )
 from model_store.store import LocalStore, ModelStore, open_store
@@ -27,6 +28,7 @@ __all__ = [
     "NoModelPublished",
     "SchemaVersionError",
     "StoreError",
+    "StoreNotFound",
     "VersionNotFound",
     "open_store",
     "read_bundle",

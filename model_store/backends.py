@@ -21,7 +21,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Protocol
 
-from model_store.errors import StoreError
+from model_store.errors import StoreError, StoreNotFound
 
 VERSIONS = "versions"
 STAGING = ".staging"
@@ -55,6 +55,10 @@ class Backend(Protocol):
 
     def write_atomic(self, key: str, data: bytes) -> None:
         """Replace a small object so that readers see the old or the new bytes, never a mix."""
+        ...
+
+    def create(self) -> None:
+        """Make the store exist so a first publish can write into it (reads never create one)."""
         ...
 
     def lock(self) -> contextlib.AbstractContextManager[None]:
@@ -108,8 +112,21 @@ class LocalBackend:
     def _path(self, key: str) -> Path:
         return self.root / key
 
+    def _require_root(self) -> None:
+        # A missing root is an error, not an empty store: `store list --store /mistyped` would
+        # otherwise report "no versions" and a service would wait forever on the wrong path.
+        if not self.root.is_dir():
+            raise StoreNotFound(f"no model store at {self.uri} (no such directory)")
+
+    def create(self) -> None:
+        self.root.mkdir(parents=True, exist_ok=True)
+
     def read_bytes(self, key: str) -> bytes:
-        return self._path(key).read_bytes()
+        try:
+            return self._path(key).read_bytes()
+        except FileNotFoundError:
+            self._require_root()
+            raise
 
     def write_atomic(self, key: str, data: bytes) -> None:
         path = self._path(key)
@@ -130,8 +147,9 @@ class LocalBackend:
     @contextlib.contextmanager
     def lock(self) -> Iterator[None]:
         # flock is released by the kernel when the holder dies, so a crashed publisher never
-        # leaves the store locked.
-        self.root.mkdir(parents=True, exist_ok=True)
+        # leaves the store locked. Only publish creates the root (create()); gc or rollback on a
+        # mistyped path fails instead of making an empty store there.
+        self._require_root()
         with (self.root / ".lock").open("a") as fh:
             fcntl.flock(fh, fcntl.LOCK_EX)
             try:
@@ -142,13 +160,17 @@ class LocalBackend:
     def list_versions(self) -> list[str]:
         base = self.root / VERSIONS
         if not base.is_dir():
+            self._require_root()
             return []
         # A directory in versions/ got there by one rename of a complete bundle: list it even if
         # it was damaged afterwards, so `verify` can say what is wrong with it.
         return [p.name for p in base.iterdir() if p.is_dir()]
 
     def exists(self, version: str) -> bool:
-        return self.version_dir(version).is_dir()
+        if self.version_dir(version).is_dir():
+            return True
+        self._require_root()
+        return False
 
     def version_dir(self, version: str) -> Path:
         return self.root / VERSIONS / check_version_name(version)

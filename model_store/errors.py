@@ -1,6 +1,7 @@
 """Exception tree of the model store.
 
 ``StoreError``
+ ├── ``StoreNotFound`` — nothing at the store's location (reading never creates a store)
  ├── ``NoModelPublished`` — the store has no CURRENT version yet
  ├── ``VersionNotFound`` — a named version does not exist
  └── ``BundleError`` — a bundle cannot be trusted (the caller keeps its previous model)
@@ -15,6 +16,10 @@ from __future__ import annotations
 
 class StoreError(Exception):
     """Base class: anything that went wrong reading or writing the store."""
+
+
+class StoreNotFound(StoreError):
+    """Nothing exists at the store's location: a mistyped path must not read as an empty store."""
 
 
 class NoModelPublished(StoreError):

@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from model_store.backends import STAGING, VERSIONS, check_version_name
-from model_store.errors import ChecksumMismatch, StoreError
+from model_store.errors import ChecksumMismatch, StoreError, StoreNotFound
 from model_store.manifest import MANIFEST, sha256_file
 
 LOCK = ".lock"
@@ -37,6 +37,10 @@ LOCK = ".lock"
 def _is_missing(exc: Exception) -> bool:
     code = getattr(exc, "response", {}).get("Error", {}).get("Code")
     return code in ("NoSuchKey", "404", "NotFound")
+
+
+def _is_no_bucket(exc: Exception) -> bool:
+    return getattr(exc, "response", {}).get("Error", {}).get("Code") == "NoSuchBucket"
 
 
 def _is_precondition(exc: Exception) -> bool:
@@ -91,10 +95,20 @@ class S3Backend:
         except Exception as exc:
             if _is_missing(exc):
                 raise FileNotFoundError(f"{self.uri}/{key}") from exc
+            self._raise_if_no_bucket(exc)
             raise StoreError(f"{self.uri}/{key}: {exc}") from exc
+
+    def _raise_if_no_bucket(self, exc: Exception) -> None:
+        """A missing bucket is a missing store (as a missing directory is for a local one)."""
+        if _is_no_bucket(exc):
+            message = f"no model store at {self.uri} (bucket {self.bucket} does not exist)"
+            raise StoreNotFound(message) from exc
 
     def write_atomic(self, key: str, data: bytes) -> None:
         self.client.put_object(Bucket=self.bucket, Key=self._key(key), Body=data, ChecksumAlgorithm="SHA256")
+
+    def create(self) -> None:
+        """Nothing to do: a prefix exists once an object is under it (the bucket must exist)."""
 
     # -- lock ------------------------------------------------------------------------------------
     @contextlib.contextmanager
@@ -115,6 +129,7 @@ class S3Backend:
                 break
             except Exception as exc:
                 if not _is_precondition(exc):
+                    self._raise_if_no_bucket(exc)
                     raise
             self._break_stale_lock(key)
             if time.monotonic() > deadline:
@@ -148,8 +163,12 @@ class S3Backend:
     # -- bundles ---------------------------------------------------------------------------------
     def _list_keys(self, prefix: str) -> Iterator[dict[str, Any]]:
         paginator = self.client.get_paginator("list_objects_v2")
-        for page in paginator.paginate(Bucket=self.bucket, Prefix=self._key(prefix)):
-            yield from page.get("Contents", [])
+        try:
+            for page in paginator.paginate(Bucket=self.bucket, Prefix=self._key(prefix)):
+                yield from page.get("Contents", [])
+        except Exception as exc:
+            self._raise_if_no_bucket(exc)
+            raise
 
     def list_versions(self) -> list[str]:
         base = self._key(VERSIONS + "/")
@@ -162,7 +181,11 @@ class S3Backend:
 
     def exists(self, version: str) -> bool:
         prefix = self._key(f"{VERSIONS}/{check_version_name(version)}/")
-        resp = self.client.list_objects_v2(Bucket=self.bucket, Prefix=prefix, MaxKeys=1)
+        try:
+            resp = self.client.list_objects_v2(Bucket=self.bucket, Prefix=prefix, MaxKeys=1)
+        except Exception as exc:
+            self._raise_if_no_bucket(exc)
+            raise
         return bool(resp.get("Contents"))
 
     @contextlib.contextmanager

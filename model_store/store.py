@@ -160,6 +160,7 @@ class ModelStore:
     ) -> str:
         """Write ``model`` as a new immutable version; by default point CURRENT at it."""
         version = check_version_name(model.version)
+        self.backend.create()  # publishing is the one operation that may create a store
         with self.backend.lock():
             if self.backend.exists(version):
                 raise StoreError(f"version {version} already exists in {self.uri}")

@@ -1,8 +1,9 @@
 """``recserve bench``: retrieval, service, stage and memory figures at catalogue scale.
 
-Prints one table (rows = measures, columns = catalogue sizes); ``--json`` adds one JSON object on
-the last line of stdout; ``--doc PATH`` writes the table with the machine description and this
-command line (``docs/performance.md``). Built catalogues are cached under ``--cache-dir``.
+Prints one table (rows = measures, columns = catalogue sizes); with ``--json`` stdout holds one
+JSON object alone and the table goes to stderr; ``--doc PATH`` writes the table with the machine
+description and this command line (``docs/performance.md``). Built catalogues are cached under
+``--cache-dir``.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import shlex
 import sys
 from pathlib import Path
 
-from recserve.commands import CLIError, print_json_line
+from recserve.commands import CLIError, UsageError, human_out, print_json_line
 
 
 def _positive(text: str) -> int:
@@ -41,7 +42,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--items", type=_positive, nargs="+", default=[10_000, 100_000, 1_000_000], metavar="N",
         help="catalogue sizes (default: 10000 100000 1000000)",
     )  # fmt: skip
-    parser.add_argument("--json", action="store_true", help="print the results as JSON on the last line")
+    parser.add_argument("--json", action="store_true", help="print the results as JSON (alone on stdout)")
     parser.add_argument(
         "--parts", type=_parts, default=["retrieval", "stages", "service"],
         help="comma list of retrieval,stages,service (default: all)",
@@ -85,7 +86,7 @@ def run(args: argparse.Namespace) -> int:
     if args.cache:
         redis_url = args.redis_url or os.environ.get("RECSERVE_REDIS_URL")
         if not redis_url:
-            raise CLIError("--cache needs --redis-url or RECSERVE_REDIS_URL")
+            raise UsageError("--cache needs --redis-url or RECSERVE_REDIS_URL")
     if "service" in args.parts:
         try:
             wrk_binary()
@@ -114,9 +115,10 @@ def run(args: argparse.Namespace) -> int:
         results = run_suite(opts, log=log)
     except BenchError as exc:
         raise CLIError(str(exc)) from exc
-    print(report.table(results))
-    print()
-    print(report.targets_table(results["targets"]))
+    out = human_out(args)
+    print(report.table(results), file=out)
+    print(file=out)
+    print(report.targets_table(results["targets"]), file=out)
     if args.doc is not None:
         command = "recserve bench " + shlex.join(sys.argv[2:] if sys.argv[1:2] == ["bench"] else [])
         args.doc.parent.mkdir(parents=True, exist_ok=True)

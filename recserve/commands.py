@@ -5,18 +5,35 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import sys
 import threading
 import time
-from typing import Any
+from typing import Any, TextIO
 
 
 class CLIError(Exception):
-    """A user-facing error: printed as one line, exit status 2, no traceback."""
+    """A runtime failure the user can act on (a bad file, an unreachable server): printed as one
+    line naming the file, path or value at fault, exit status 1, no traceback."""
+
+    exit_code = 1
+
+
+class UsageError(CLIError):
+    """A bad option value or a missing option/setting found after parsing: exit status 2, the
+    status argparse gives a usage error, so scripts tell "called wrong" from "failed"."""
+
+    exit_code = 2
+
+
+def human_out(args: argparse.Namespace) -> TextIO:
+    """Where a command's human text goes: stderr under ``--json`` (stdout is the JSON alone, so
+    ``recserve … --json | jq .`` works), stdout otherwise."""
+    return sys.stderr if getattr(args, "json", False) else sys.stdout
 
 
 def print_json_line(obj: object) -> None:
-    """One JSON object on the last line of stdout, for scripts and tests."""
-    print(json.dumps(obj, sort_keys=True, default=float))
+    """The one JSON document a ``--json`` command writes to stdout."""
+    print(json.dumps(obj, sort_keys=True, default=float), flush=True)
 
 
 def _store_uri(arg: str | None) -> str:
@@ -50,8 +67,7 @@ def train(args: argparse.Namespace) -> int:
     from training import datasets
     from training.pipeline import train_and_publish
 
-    if args.k < 1:
-        raise CLIError(f"--k must be >= 1, got {args.k}")
+    out = human_out(args)
     try:
         data, config = datasets.load(args.dataset, seed=args.seed, loss=args.loss, k=args.k)
     except (
@@ -59,11 +75,15 @@ def train(args: argparse.Namespace) -> int:
         ValueError,
     ) as exc:  # missing folder (names RECSERVE_DATA_DIR), malformed row (file:line)
         raise CLIError(str(exc)) from exc
-    store = open_store(_store_uri(args.store))
-    print(f"training on {args.dataset}: {data.n_users} users, {data.n_items} items, MF loss {args.loss}")
+    uri = _store_uri(args.store)
+    store = open_store(uri)
+    print(
+        f"training on {args.dataset}: {data.n_users} users, {data.n_items} items, MF loss {args.loss}",
+        file=out,
+    )
     version, metrics = train_and_publish(data, store, config)
-    print(f"published {version} to {args.store or _store_uri(None)}")
-    print(_format_metrics(metrics))
+    print(f"published {version} to {uri}", file=out)
+    print(_format_metrics(metrics), file=out)
     if args.json:
         print_json_line({"version": version, "metrics": metrics})
     return 0

@@ -1,12 +1,15 @@
-"""Shared fixtures: a small synthetic model trained once per session, a store holding it, a client."""
+"""Shared fixtures: a small synthetic model trained once per session, a store holding it, a client,
+and an empty store on every backend (``store_backend``)."""
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
+from store_backends import BACKENDS, LocalStoreUnderTest, S3StoreUnderTest, StoreUnderTest
 
 from model_store import LocalStore
 from recommender.model import RecommenderModel
@@ -53,3 +56,34 @@ def client(published_store: Path) -> Iterator[TestClient]:
     app = create_app(Settings(store_uri=str(published_store), _env_file=None))
     with TestClient(app) as c:
         yield c
+
+
+@pytest.fixture(scope="session")
+def s3_endpoint() -> Iterator[str]:
+    """A real S3 HTTP server on loopback (moto's server mode), started once, only if a test asks."""
+    moto_server = pytest.importorskip("moto.server")
+    server = moto_server.ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    try:
+        yield f"http://{host}:{port}"
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def s3_store(s3_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> S3StoreUnderTest:
+    """An empty store in a fresh bucket; boto3 finds the server through the standard AWS_* variables."""
+    monkeypatch.setenv("AWS_ENDPOINT_URL", s3_endpoint)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "test")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "test")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    return S3StoreUnderTest(f"recserve-{uuid.uuid4().hex[:12]}", "models/prod")
+
+
+@pytest.fixture(params=BACKENDS)
+def store_backend(request: pytest.FixtureRequest, tmp_path: Path) -> StoreUnderTest:
+    """An empty model store on each backend in turn: a store contract test is written once."""
+    if request.param == "s3":
+        return request.getfixturevalue("s3_store")
+    return LocalStoreUnderTest(tmp_path / "store")

@@ -147,6 +147,7 @@ def test_poller_swaps_and_does_not_retry_a_refused_version(
 def test_service_starts_on_an_empty_store_and_picks_up_the_first_model(
     tmp_path: Path, model: RecommenderModel
 ) -> None:
+    (tmp_path / "empty").mkdir()  # an empty store; a missing one would fail with another message
     store = LocalStore(tmp_path / "empty")
     with make_client(store, store_poll_interval=0.05) as c:
         assert c.get("/readyz").status_code == 503

@@ -18,13 +18,18 @@ import platform
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
 
 from training.health import HealthData, load_health, split_validation
-from training.metrics import evaluate_exact_retrieval, evaluate_full_ranking
-from training.mf import LOSSES, MFConfig, MFResult, train_mf
+
+if TYPE_CHECKING:
+    from training.mf import MFConfig
+
+# torch (via training.mf and training.metrics) is imported where a run starts, not here: the
+# `recserve` parser reads add_arguments from this module, and `recserve --help` must not pay for torch.
+LOSSES = ("bpr", "sl", "slatk")  # training.mf.LOSSES, in the order the table lists them
 
 PAPER: dict[str, tuple[float, float]] = {  # (Recall@20, NDCG@20), MF backbone, Table 2 of the paper
     "bpr": (0.1627, 0.1234),
@@ -96,6 +101,8 @@ TUNE_GRID: dict[str, list[dict[str, object]]] = {
 
 def make_config(loss: str, seed: int, overrides: dict[str, object] | None = None) -> MFConfig:
     """The final-run config for ``loss``: common recipe + chosen constants (+ optional overrides)."""
+    from training.mf import MFConfig
+
     params = {**COMMON, **CHOSEN[loss], **(overrides or {}), "seed": seed}
     return MFConfig(**params)  # type: ignore[arg-type]
 
@@ -117,8 +124,15 @@ def run(
     """Train every loss for ``seeds`` seeds on the full train split, evaluate on test, report and save.
 
     Losses are interleaved within each seed so that the SL@K / SL time-per-epoch ratio is measured under the
-    same machine load. Returns the JSON-able summary (also printed as the last stdout line with ``as_json``).
+    same machine load. Returns the JSON-able summary; with ``as_json`` it is the only thing on stdout (the
+    per-seed lines and the table go to stderr), so the output pipes into ``jq``.
     """
+    import torch
+
+    from training.metrics import evaluate_exact_retrieval, evaluate_full_ranking
+    from training.mf import train_mf
+
+    human = sys.stderr if as_json else sys.stdout
     torch.set_num_threads(1)  # shared 2-core machine: one training at a time, one thread
     started = time.perf_counter()
     data = load_health(data_dir)
@@ -150,6 +164,7 @@ def run(
             print(
                 f"seed {seed} {LABELS[loss]:6s} recall@20={final['recall@20']:.4f} "
                 f"ndcg@20={final['ndcg@20']:.4f} ({secs:.2f} s/epoch)",
+                file=human,
                 flush=True,
             )
 
@@ -182,7 +197,7 @@ def run(
     summary["total_seconds"] = time.perf_counter() - started
 
     table = format_table(summary)
-    print(table)
+    print(table, file=human)
     if write:
         out_dir.mkdir(parents=True, exist_ok=True)
         _write_markdown(out_dir / "health.md", summary, table, seeds)
@@ -230,6 +245,8 @@ NOTES = """## Reading the gaps
 
 
 def _write_markdown(path: Path, summary: dict, table: str, seeds: int) -> None:
+    import torch
+
     per_seed = []
     for loss in LOSSES:
         s = summary[loss]
@@ -291,6 +308,11 @@ def tune(data: HealthData | None = None, max_epochs: int = TUNE_MAX_EPOCHS, prog
     epochs. Prints a markdown table; the winners are copied into :data:`CHOSEN` by hand (a human reviews
     the choice; nothing here touches test).
     """
+    import torch
+
+    from training.metrics import evaluate_full_ranking
+    from training.mf import MFConfig, MFResult, train_mf
+
     torch.set_num_threads(1)
     data = data or load_health()
     fu, fi, vu, vi = split_validation(data.train_users, data.train_items, fraction=0.1, seed=0)
@@ -325,7 +347,7 @@ def tune(data: HealthData | None = None, max_epochs: int = TUNE_MAX_EPOCHS, prog
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of ``recserve reproduce health``."""
     parser.add_argument("--seeds", type=int, default=3, help="number of seeds per loss (default 3)")
-    parser.add_argument("--json", action="store_true", help="print one JSON summary on the last stdout line")
+    parser.add_argument("--json", action="store_true", help="print one JSON summary (alone on stdout)")
     parser.add_argument("--out-dir", type=Path, default=Path("docs/results"), help="where health.md/png go")
     parser.add_argument("--data-dir", type=Path, default=None, help="data root (default: $RECSERVE_DATA_DIR)")
     parser.add_argument("--tune", action="store_true", help="rerun the validation hyper-parameter search")

@@ -49,7 +49,7 @@ def _positive_int(text: str) -> int:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seeds", type=_positive_int, default=3, help="train with seeds 0..N-1 (default 3)")
-    parser.add_argument("--json", action="store_true", help="print the results as JSON on the last line")
+    parser.add_argument("--json", action="store_true", help="print the results as JSON (alone on stdout)")
     parser.add_argument(
         "--out-dir",
         default=str(DEFAULT_OUT),
@@ -300,30 +300,32 @@ def run(
     summary = summarise(per_seed)
     c = min(n_candidates, data.n_items)
     seconds = time.perf_counter() - started
-    print(format_table(summary, c))
+    human = sys.stderr if as_json else sys.stdout  # with --json, stdout is the JSON alone
+    print(format_table(summary, c), file=human)
     ratio = summary["two_stage"]["ndcg@10_vs_retrieval"]
     print(
         f"two-stage / retrieval NDCG@10: {ratio:.3f} (per seed: "
         + ", ".join(f"{r:.3f}" for r in summary["two_stage"]["ndcg@10_vs_retrieval_per_seed"])
-        + ")"
+        + ")",
+        file=human,
     )
     if out_dir:
         for path in write_report(summary, seeds, c, Path(out_dir), seconds, note):
-            print(f"wrote {path}")
+            print(f"wrote {path}", file=human)
     if as_json:
         print(json.dumps(summary, sort_keys=True))
     return summary
 
 
 def main(args: argparse.Namespace) -> int:
-    """Entry point for ``recserve reproduce ml100k``: data errors → one line on stderr, exit 2."""
+    """Entry point for ``recserve reproduce ml100k``: data errors → one line on stderr, exit 1."""
     from training.movielens import MovieLensError
 
     try:
         run(args.seeds, args.json, args.out_dir or None, args.data_dir, args.candidates, not args.quiet)
     except MovieLensError as exc:
         print(f"recserve reproduce ml100k: error: {exc}", file=sys.stderr)
-        return 2
+        return 1
     return 0
 
 

@@ -38,8 +38,8 @@ def test_bench_runs_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixture[str
         "--queries", "20", "--ef", "16", "--cache-dir", str(tmp_path / "cache"), "--doc", str(doc), "--json",
     ]  # fmt: skip
     assert main(argv) == 0
-    out = capsys.readouterr().out
-    results = json.loads(out.strip().splitlines()[-1])
+    out, err = capsys.readouterr()
+    results = json.loads(out)  # with --json, stdout is the JSON alone
     n = "400"
     assert set(results) >= {"retrieval", "service", "rss_mb", "stages", "targets"}
     assert 0 <= results["retrieval"][n]["recall@100"] <= 1 and results["retrieval"][n]["speedup"] > 0
@@ -54,4 +54,4 @@ def test_bench_runs_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixture[str
     assert results["rss_mb"][n] > 0
     text = doc.read_text()
     assert "recserve bench" in text and "| measure |" in text and "## Targets" in text
-    assert "| measure |" in out  # the table went to stdout too
+    assert "| measure |" in err  # the table went to stderr

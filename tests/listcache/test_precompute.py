@@ -169,7 +169,7 @@ def test_cli_errors_are_one_line_naming_the_problem(
     monkeypatch.delenv("RECSERVE_REDIS_URL", raising=False)
     monkeypatch.chdir(tmp_path)  # no .env file
     extra = [a.format(port=free_port()) for a in extra]
-    assert main(["precompute", "--store", str(published_store), "--no-progress", *extra]) == 2
+    assert main(["precompute", "--store", str(published_store), "--no-progress", *extra]) == 1
     err = capsys.readouterr().err
     assert err.startswith("recserve precompute: error: ") and message in err
     assert "Traceback" not in err
@@ -178,7 +178,8 @@ def test_cli_errors_are_one_line_naming_the_problem(
 def test_cli_without_a_published_model_names_the_store(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    assert main(["precompute", "--store", str(tmp_path / "empty"), "--redis-url", SHARED_REDIS_URL]) == 2
+    (tmp_path / "empty").mkdir()
+    assert main(["precompute", "--store", str(tmp_path / "empty"), "--redis-url", SHARED_REDIS_URL]) == 1
     assert "no model published in store" in capsys.readouterr().err
 
 
@@ -186,6 +187,6 @@ def test_cli_names_a_malformed_setting(
     published_store: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     monkeypatch.setenv("RECSERVE_REDIS_URL", "localhost:6379")
-    assert main(["precompute", "--store", str(published_store)]) == 2
+    assert main(["precompute", "--store", str(published_store)]) == 1
     err = capsys.readouterr().err
     assert "invalid RECSERVE_* setting: redis_url" in err and "Traceback" not in err

@@ -16,8 +16,8 @@ def test_reproduce_prints_table_json_and_writes_report(
     out = tmp_path / "results"
     argv = ["reproduce", "ml100k", "--seeds", "2", "--json", "--quiet", "--data-dir", str(tiny_ml)]
     assert main([*argv, "--out-dir", str(out), "--candidates", "30"]) == 0
-    stdout = capsys.readouterr().out
-    result = json.loads(stdout.strip().splitlines()[-1])
+    stdout, stderr = capsys.readouterr()
+    result = json.loads(stdout)  # with --json, stdout is the JSON alone; the table went to stderr
     for method in ("popularity", "retrieval", "two_stage"):
         for key in ("recall@10", "ndcg@10", "recall@10_std", "ndcg@10_std"):
             assert 0.0 <= result[method][key] <= 1.0, (method, key)
@@ -29,7 +29,7 @@ def test_reproduce_prints_table_json_and_writes_report(
         result["two_stage"]["ndcg@10_per_seed"], result["retrieval"]["ndcg@10_per_seed"], strict=True
     )
     assert ratios == pytest.approx([t / r for t, r in per_seed])
-    table = stdout.splitlines()
+    table = stderr.splitlines()[1:]  # after the data note
     assert table[0].split()[:3] == ["method", "Recall@10", "NDCG@10"]
     assert [line.split("  ")[0] for line in table[1:5]] == [
         "popularity",
@@ -49,12 +49,12 @@ def test_malformed_data_is_one_error_line(tiny_ml: Path, capsys: pytest.CaptureF
     path.write_text(path.read_text() + "1\t2\tx\t3\n")
     assert (
         main(["reproduce", "ml100k", "--seeds", "1", "--quiet", "--data-dir", str(tiny_ml), "--out-dir", ""])
-        == 2
+        == 1
     )
     err = capsys.readouterr().err.strip().splitlines()
     assert err[-1] == f"recserve reproduce ml100k: error: {path}:{n + 1}: rating must be an integer, got 'x'"
 
 
 def test_missing_data_names_the_setting(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["reproduce", "ml100k", "--quiet", "--data-dir", str(tmp_path), "--out-dir", ""]) == 2
+    assert main(["reproduce", "ml100k", "--quiet", "--data-dir", str(tmp_path), "--out-dir", ""]) == 1
     assert "RECSERVE_DATA_DIR" in capsys.readouterr().err

@@ -34,3 +34,10 @@ def test_table_lists_ours_next_to_paper() -> None:
     table = format_table(summary)
     assert "| SL@20 | 0.1000 ± 0.0000 | 0.0500 ± 0.0000 | 0.1823 | 0.1390 | -45.1% / -64.0% |" in table
     assert "1.10x" in table
+
+
+def test_losses_match_the_trainer() -> None:
+    # reproduce_health restates the loss names so that importing it (for `recserve --help`) skips torch.
+    from training import mf, reproduce_health
+
+    assert reproduce_health.LOSSES == mf.LOSSES
