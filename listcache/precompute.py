@@ -81,21 +81,14 @@ def user_lists(model: RecommenderModel, users: np.ndarray, n: int) -> Lists:
     different candidate list than the service ranks for an ordinary k <= n_candidates.
     """
     n = min(n, model.n_candidates)
-    return [(r.items, r.scores) for r in model.recommend(users, n, exclude_seen=True)]
+    return [(r.items, r.scores) for r in model.strategies.personalized.recommend(users, n, exclude_seen=True)]
 
 
 def similar_lists(model: RecommenderModel, items: np.ndarray, n: int) -> Lists:
-    """Top-``n`` similar items for a batch of items.
-
-    Same call as :meth:`RecommenderModel.similar` (retrieve with the item itself excluded), made
-    for a whole batch at once: one FAISS search instead of one per item.
-    """
-    cand, score, valid = model.retrieve(model.item_emb[items], n, [np.array([i]) for i in items.tolist()])
-    out = []
-    for r in range(len(items)):
-        m = int(valid[r].sum())
-        out.append((cand[r, :m], score[r, :m]))
-    return out
+    """Top-``n`` similar items for a batch of items: the /similar-items strategy itself, batched
+    (one FAISS search per batch, the same narrower beam as the service), so a stored list equals
+    the online answer for the same item."""
+    return [(r.items, r.scores) for r in model.strategies.similar_items.recommend(items, n)]
 
 
 def precompute(
