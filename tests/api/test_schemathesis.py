@@ -29,15 +29,17 @@ load_all_checks()
 ALL_CHECKS = CHECKS.get_all()
 
 # Random strings are almost never ids the model knows, which would leave the personalised path and
-# real filters unfuzzed. These hooks swap about half of the generated ids/attribute names for known
-# ones (deterministically from the generated value, so Hypothesis can still shrink).
+# real filters unfuzzed. These hooks swap about half of the generated ids and filter values for
+# known ones (deterministically from the generated value, so Hypothesis can still shrink). Only
+# values the schema allows are swapped (1..256 characters), so a schema-violating case stays one;
+# attribute names need no swap: the schema lists the model's.
 USERS = [f"u{i}" for i in range(0, 300, 23)]
 ITEMS = [f"i{i}" for i in range(0, 200, 13)]
 CATEGORIES = [f"cat{i}" for i in range(8)]
 
 
 def _swap(value: object, pool: list[str]) -> object:
-    if isinstance(value, str) and value and len(value) % 2 == 0:
+    if isinstance(value, str) and 0 < len(value) <= 256 and len(value) % 2 == 0:
         return pool[len(value) % len(pool)]
     return value
 
@@ -60,7 +62,7 @@ def _known(params: dict[str, Any]) -> dict[str, Any]:
         flt = dict(flt)
         for side in ("include", "exclude"):
             if isinstance(flt.get(side), dict):
-                flt[side] = {_swap(a, ["category"]): _swap_list(v, CATEGORIES) for a, v in flt[side].items()}
+                flt[side] = {a: _swap_list(v, CATEGORIES) for a, v in flt[side].items()}
         out["item_filter"] = flt
     return out
 
