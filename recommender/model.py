@@ -221,6 +221,23 @@ class RecommenderModel:
             timings=timings,
         )
 
+    def recommend_vectors(
+        self,
+        emb: np.ndarray,
+        feats: np.ndarray,
+        profiles: np.ndarray,
+        k: int,
+        exclude: list[np.ndarray] | None = None,
+        n_candidates: int | None = None,
+        timings: Timings | None = None,
+        allowed: np.ndarray | None = None,
+        diversity: float = 0.0,
+    ) -> list[Recommendations]:
+        """The two stages from query vectors the caller built: :meth:`TwoStage.recommend`."""
+        return self.strategies.personalized.pipeline.recommend(
+            Queries(emb, feats, profiles), k, exclude, allowed, diversity, n_candidates, timings
+        )
+
     def recommend_items(
         self,
         items: np.ndarray,
