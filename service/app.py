@@ -15,6 +15,7 @@ from service.cache import build_cache
 from service.errors import install_error_handlers
 from service.limits import BodySizeLimitMiddleware, apply_limits_to_openapi
 from service.metrics import Metrics, MetricsMiddleware
+from service.opsmetrics import breaker_of, breaker_state_reader, build_labels
 from service.pipeline import ServingPipeline
 from service.routers import admin, bench, health, recommend, similar
 from service.settings import Settings
@@ -46,6 +47,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         cache_dir=settings.store_cache_dir,
     )
     cache = build_cache(settings, metrics)
+    metrics.model_loaded.set_callback(lambda: float(holder.current is not None))
+    metrics.model_refused.set_callback(lambda: float(holder.refused_version is not None))
+    metrics.model_age.set_callback(holder.model_age_seconds)
+    metrics.model_max_age.set(settings.model_max_age_s)
+    metrics.build_info.info(build_labels(settings.build_revision))
+    if (breaker := breaker_of(cache)) is not None:
+        metrics.breaker_state.set_callback(breaker_state_reader(breaker))
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

@@ -84,3 +84,13 @@ class Settings(BaseSettings):
     bench_endpoints: bool = Field(
         False, description="Serve GET /bench/baseline (constant JSON): the benchmark's reference endpoint."
     )
+
+    # -- operations (docs/operations.md) --
+    model_max_age_s: float = Field(
+        7 * 86_400,
+        ge=0,
+        description="Age of the model (from its created_at) above which RecserveModelStale fires; 0 = off.",
+    )
+    build_revision: str | None = Field(
+        None, description="VCS revision of this build, shown in recserve_build_info (set by the image)."
+    )
