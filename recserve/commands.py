@@ -73,11 +73,15 @@ def serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from service.app import create_app
+    from service.logs import logging_config
     from service.settings import Settings
 
     given = {"host": args.host, "port": args.port, "store_uri": args.store}
     overrides = {k: v for k, v in given.items() if v is not None}  # --port 0 is a real choice
     settings = Settings(**overrides)
+    # JSON lines with request ids for uvicorn's logs and ours (in every worker: uvicorn applies
+    # log_config in each); the service writes its own access log (RECSERVE_ACCESS_LOG).
+    log_config = logging_config(settings.log_level, settings.log_format)
     if args.workers > 1:
         os.environ["RECSERVE_STORE_URI"] = settings.store_uri
         uvicorn.run(
@@ -87,7 +91,8 @@ def serve(args: argparse.Namespace) -> int:
             port=settings.port,
             workers=args.workers,
             log_level=settings.log_level,
-            access_log=settings.access_log,
+            access_log=False,
+            log_config=log_config,
         )
     else:
         uvicorn.run(
@@ -95,7 +100,8 @@ def serve(args: argparse.Namespace) -> int:
             host=settings.host,
             port=settings.port,
             log_level=settings.log_level,
-            access_log=settings.access_log,
+            access_log=False,
+            log_config=log_config,
         )
     return 0
 

@@ -17,6 +17,7 @@ from service.limits import BodySizeLimitMiddleware, apply_limits_to_openapi
 from service.metrics import Metrics, MetricsMiddleware
 from service.opsmetrics import breaker_of, breaker_state_reader, build_labels
 from service.pipeline import ServingPipeline
+from service.requestlog import RequestContextMiddleware
 from service.routers import admin, bench, health, recommend, similar
 from service.settings import Settings
 from service.state import ModelHolder
@@ -94,5 +95,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.include_router(admin.router)
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(MetricsMiddleware, metrics=metrics)
+    app.add_middleware(  # outermost: the request id covers everything below, 500s included
+        RequestContextMiddleware,
+        access_log_enabled=settings.access_log,
+        sample_rate=settings.access_log_sample_rate,
+    )
     apply_limits_to_openapi(app, settings)
     return app

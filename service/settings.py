@@ -35,10 +35,16 @@ class Settings(BaseSettings):
     default_k: int = Field(10, ge=1)
     max_k: int = Field(500, ge=1, description="Largest k a request may ask for.")
     torch_threads: int = Field(1, ge=1, description="Intra-op threads for the ranker (1 keeps latency flat).")
-    log_level: str = "info"
+    log_level: str = Field("info", description="Level of the service's logs (uvicorn's included).")
+    log_format: Literal["json", "text"] = Field(
+        "json", description="json: one JSON object per line, with request_id (service/logs.py); text: plain."
+    )
     access_log: bool = Field(
         False,
-        description="uvicorn's per-request access log (off: /metrics counts requests, and it costs CPU).",
+        description="One log line per request: method, path, status, duration, model version, request id.",
+    )
+    access_log_sample_rate: float = Field(
+        1.0, ge=0, le=1, description="Share of requests the access log writes; 5xx are always written."
     )
     max_batch_size: int = Field(
         100, ge=1, le=10_000, description="Most users one /recommend/batch may ask for."
