@@ -73,12 +73,17 @@ def serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from service.app import create_app
+    from service.auth import KeyFileError, KeyRing
     from service.logs import logging_config
     from service.settings import Settings
 
     given = {"host": args.host, "port": args.port, "store_uri": args.store}
     overrides = {k: v for k, v in given.items() if v is not None}  # --port 0 is a real choice
     settings = Settings(**overrides)
+    try:  # a bad keys file is named here, not in a traceback from inside uvicorn
+        KeyRing.from_settings(settings)
+    except KeyFileError as exc:
+        raise CLIError(str(exc)) from exc
     # JSON lines with request ids for uvicorn's logs and ours (in every worker: uvicorn applies
     # log_config in each); the service writes its own access log (RECSERVE_ACCESS_LOG).
     log_config = logging_config(settings.log_level, settings.log_format)

@@ -11,11 +11,12 @@ from contextlib import asynccontextmanager
 import torch
 from fastapi import FastAPI
 
+from service.auth import KeyRing, metrics_dependencies, protected_by
 from service.cache import build_cache
 from service.errors import install_error_handlers
 from service.limits import BodySizeLimitMiddleware, apply_limits_to_openapi
 from service.metrics import Metrics, MetricsMiddleware
-from service.opsmetrics import breaker_of, breaker_state_reader, build_labels
+from service.opsmetrics import start_metrics_server, watch_state
 from service.pipeline import ServingPipeline
 from service.requestlog import RequestContextMiddleware
 from service.routers import admin, bench, health, recommend, similar
@@ -48,13 +49,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         cache_dir=settings.store_cache_dir,
     )
     cache = build_cache(settings, metrics)
-    metrics.model_loaded.set_callback(lambda: float(holder.current is not None))
-    metrics.model_refused.set_callback(lambda: float(holder.refused_version is not None))
-    metrics.model_age.set_callback(holder.model_age_seconds)
-    metrics.model_max_age.set(settings.model_max_age_s)
-    metrics.build_info.info(build_labels(settings.build_revision))
-    if (breaker := breaker_of(cache)) is not None:
-        metrics.breaker_state.set_callback(breaker_state_reader(breaker))
+    api_keys = KeyRing.from_settings(settings)  # an unreadable keys file stops the start here
+    watch_state(metrics, holder, cache, settings)  # model age/loaded/refused, breaker, build info
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -62,6 +58,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         if holder.current is None and not holder.load_current():
             log.warning("starting without a model: %s", holder.last_error)
         poller = None
+        metrics_server = None
+        if settings.metrics_port is not None:
+            metrics_server = start_metrics_server(metrics.registry, settings.host, settings.metrics_port)
         if settings.store_poll_interval > 0:
             poller = asyncio.create_task(poll_store(holder, settings.store_poll_interval))
         try:
@@ -69,6 +68,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         finally:
             if cache is not None:
                 cache.close()
+            if metrics_server is not None:
+                metrics_server.shutdown()
+                metrics_server.server_close()
             if poller is not None:
                 poller.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
@@ -84,11 +86,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.metrics = metrics
     app.state.holder = holder
     app.state.cache = cache
+    app.state.api_keys = api_keys
     app.state.pipeline = ServingPipeline(holder, settings, metrics, cache)
     install_error_handlers(app)
-    app.include_router(recommend.router)
-    app.include_router(similar.router)
+    # Every list endpoint behind the API keys when they are configured; probes stay open.
+    app.include_router(recommend.router, **protected_by(api_keys))
+    app.include_router(similar.router, **protected_by(api_keys))
     app.include_router(health.router)
+    if settings.metrics_port is None:  # else served on its own port by the lifespan
+        app.include_router(health.metrics_router, dependencies=metrics_dependencies(settings))
     if settings.bench_endpoints:
         app.include_router(bench.router)
     if settings.admin_token is not None and settings.admin_token.get_secret_value():

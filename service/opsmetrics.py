@@ -18,8 +18,9 @@ from collections.abc import Callable, Iterator
 from datetime import datetime
 from importlib import metadata
 from typing import Any, Protocol
+from wsgiref.simple_server import WSGIServer
 
-from prometheus_client import CollectorRegistry
+from prometheus_client import CollectorRegistry, start_http_server
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
@@ -102,3 +103,29 @@ def build_labels(revision: str | None) -> dict[str, str]:
     except metadata.PackageNotFoundError:
         version = "unknown"
     return {"version": version, "revision": revision or "unknown"}
+
+
+def start_metrics_server(registry: CollectorRegistry, host: str, port: int) -> WSGIServer:
+    """``/metrics`` on its own port (``RECSERVE_METRICS_PORT``), in a daemon thread.
+
+    For deployments that keep metrics off the network clients reach (a port the ingress does not
+    route, a NetworkPolicy). One process per container, as deployed: a second worker process
+    would find the port taken. Stop it with ``shutdown()`` then ``server_close()``.
+    """
+    try:
+        server, _thread = start_http_server(port, addr=host, registry=registry)
+    except OSError as exc:
+        raise OSError(f"RECSERVE_METRICS_PORT {port}: cannot listen on {host}: {exc}") from exc
+    return server
+
+
+def watch_state(metrics: Any, holder: Any, cache: Any, settings: Any) -> None:
+    """Register the scrape-time readings of one app: its model holder, its cache's breaker (when
+    the cache has one) and the settings the alerts compare with."""
+    metrics.model_loaded.set_callback(lambda: float(holder.current is not None))
+    metrics.model_refused.set_callback(lambda: float(holder.refused_version is not None))
+    metrics.model_age.set_callback(holder.model_age_seconds)
+    metrics.model_max_age.set(settings.model_max_age_s)
+    metrics.build_info.info(build_labels(settings.build_revision))
+    breaker = breaker_of(cache)
+    metrics.breaker_state.set_callback(breaker_state_reader(breaker) if breaker is not None else None)

@@ -8,9 +8,10 @@ client that already has one keeps it end to end), else a new random one. The id 
 * put in :data:`service.logs.request_id_var`, so every log line of the request carries it.
 
 The access log (``recserve.access``, one line per request: method, path, status, duration, model
-version) is off unless ``RECSERVE_ACCESS_LOG`` is set, and samples ``RECSERVE_ACCESS_LOG_SAMPLE_RATE``
-of the requests; 5xx answers are always logged. ``/metrics``, ``/healthz`` and ``/readyz`` are
-never logged (scrapes and probes every few seconds; ``recserve_requests_total`` counts them).
+version, the id of the API key used) is off unless ``RECSERVE_ACCESS_LOG`` is set, and samples
+``RECSERVE_ACCESS_LOG_SAMPLE_RATE`` of the requests; 5xx answers are always logged. ``/metrics``,
+``/healthz`` and ``/readyz`` are never logged (scrapes and probes every few seconds;
+``recserve_requests_total`` counts them).
 The query string is left out: it holds user ids.
 """
 
@@ -110,6 +111,7 @@ class RequestContextMiddleware:
                 "status": status,
                 "duration_ms": round(seconds * 1000, 3),
                 "model_version": model_version,
+                "api_key_id": scope.get("recserve.api_key_id"),  # set by service.auth; never the key
             },
         )
 

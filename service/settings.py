@@ -100,3 +100,17 @@ class Settings(BaseSettings):
     build_revision: str | None = Field(
         None, description="VCS revision of this build, shown in recserve_build_info (set by the image)."
     )
+
+    # -- keys on the door (service/auth.py) --
+    api_keys: SecretStr | None = Field(
+        None, description="Comma-separated keys accepted in X-API-Key by the list endpoints; unset = open."
+    )
+    api_keys_file: str | None = Field(
+        None, description="File of API keys, one per line (# comments), re-read within 1 s of a change."
+    )
+    metrics_key: SecretStr | None = Field(
+        None, description="Bearer token /metrics then requires (Authorization: Bearer ...); unset = open."
+    )
+    metrics_port: int | None = Field(
+        None, ge=1, le=65535, description="Serve /metrics on this port (same host) instead of the API port."
+    )

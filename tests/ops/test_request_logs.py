@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import io
-import json
-import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -15,43 +12,14 @@ from fastapi.testclient import TestClient
 from model_store import LocalStore
 from model_store.manifest import new_version_id
 from model_store.store import clone_model
+from ops.conftest import Captured
 from recommender.model import RecommenderModel
 from service.app import create_app
-from service.logs import handler_for
 from service.requestlog import RequestContextMiddleware
 from service.settings import Settings
 from training.data import InteractionData
 
 TOKEN = "logs-token"
-
-
-class Captured:
-    """JSON log lines written by the root handler during a test."""
-
-    def __init__(self, stream: io.StringIO) -> None:
-        self.stream = stream
-
-    def lines(self) -> list[dict]:
-        return [json.loads(line) for line in self.stream.getvalue().splitlines()]
-
-    def of(self, logger: str) -> list[dict]:
-        return [line for line in self.lines() if line["logger"] == logger]
-
-
-@pytest.fixture
-def logs() -> Iterator[Captured]:
-    """The service's JSON handler on the root logger at DEBUG, removed afterwards."""
-    stream = io.StringIO()
-    handler = handler_for(stream, "json")
-    root = logging.getLogger()
-    level = root.level
-    root.addHandler(handler)
-    root.setLevel(logging.DEBUG)
-    try:
-        yield Captured(stream)
-    finally:
-        root.removeHandler(handler)
-        root.setLevel(level)
 
 
 def app_client(store: Path, **overrides: object) -> TestClient:
