@@ -98,7 +98,7 @@ class Settings(BaseSettings):
         description="Age of the model (from its created_at) above which RecserveModelStale fires; 0 = off.",
     )
     build_revision: str | None = Field(
-        None, description="VCS revision of this build, shown in recserve_build_info (set by the image)."
+        None, description="VCS revision of this build (set at image build): a label of recserve_build_info."
     )
 
     # -- keys on the door (service/auth.py) --
