@@ -11,24 +11,23 @@ ARG PYTHON_VERSION=3.11
 FROM python:${PYTHON_VERSION}-slim-bookworm AS build
 
 # The default PyPI torch wheel for Linux drags in ~2 GB of CUDA libraries; the CPU index has the
-# same version without them. The version is the project's pin: never install another one.
+# same version without them. requirements.lock pins that build (torch==2.13.0+cpu), which only
+# the CPU index has.
 ARG TORCH_INDEX_URL=https://download.pytorch.org/whl/cpu
-ARG TORCH_VERSION=2.13.0
 
 ENV PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PATH=/opt/venv/bin:$PATH
 
 RUN python -m venv /opt/venv
-RUN pip install --index-url "${TORCH_INDEX_URL}" "torch==${TORCH_VERSION}"
 
-# Dependencies in their own layer, from pyproject alone, so editing source does not reinstall them.
-# torch is already satisfied above, so this cannot swap it for the CUDA build.
+# Dependencies in their own layer, from the lock alone, so editing source does not reinstall them.
+# requirements.lock (`make lock`) pins every package with its sha256 hashes for Python 3.11 on
+# x86_64: two builds of one commit install the same bytes, or fail. --no-deps: nothing outside
+# the lock gets in.
 WORKDIR /src
-COPY pyproject.toml ./
-RUN python -c "import tomllib; print('\n'.join(tomllib.load(open('pyproject.toml', 'rb'))['project']['dependencies']))" \
-        > /tmp/requirements.txt \
-    && pip install -r /tmp/requirements.txt
+COPY requirements.lock ./
+RUN pip install --no-deps --require-hashes --extra-index-url "${TORCH_INDEX_URL}" -r requirements.lock
 
 # The project itself (non-editable; .dockerignore lets only pyproject and the packages in).
 COPY . ./

@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 DEV_STAMP := $(VENV)/.installed-dev
 
-.PHONY: demo test lint install dev clean
+.PHONY: demo test lint install dev clean lock
 
 $(BIN)/python:
 	@command -v $(PY) >/dev/null 2>&1 || { echo "need $(PY) (set PY=python3.x)"; exit 1; }
@@ -35,6 +35,18 @@ lint: $(DEV_STAMP)
 
 test: lint
 	$(BIN)/pytest
+
+# requirements.lock: every runtime package pinned with its sha256 hashes, for Python 3.11 on Linux
+# x86_64 (the image's platform); the Dockerfile installs exactly this. Re-run after changing the
+# dependencies in pyproject.toml (tests/ops/test_lock.py fails until you do). TORCH_WHEELS is where
+# the torch CPU wheel is found: this machine keeps it on disk; elsewhere pass the CPU index's
+# torch page.
+TORCH_WHEELS ?= /opt/wheels
+lock: $(BIN)/python
+	$(BIN)/pip install -q -e '.[lock]'
+	$(BIN)/uv pip compile pyproject.toml requirements-torch-cpu.in --find-links $(TORCH_WHEELS) \
+		--python-version 3.11 --python-platform x86_64-manylinux_2_28 --generate-hashes \
+		--quiet -o requirements.lock
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .ruff_cache .import_linter_cache

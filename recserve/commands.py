@@ -93,12 +93,21 @@ def serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from service.app import create_app
+    from service.auth import KeyFileError, KeyRing
     from service.http_protocol import PROTOCOL
+    from service.logs import logging_config
     from service.settings import Settings
 
     given = {"host": args.host, "port": args.port, "store_uri": args.store}
     overrides = {k: v for k, v in given.items() if v is not None}  # --port 0 is a real choice
     settings = Settings(**overrides)
+    try:  # a bad keys file is named here, not in a traceback from inside uvicorn
+        KeyRing.from_settings(settings)
+    except KeyFileError as exc:
+        raise CLIError(str(exc)) from exc
+    # JSON lines with request ids for uvicorn's logs and ours (in every worker: uvicorn applies
+    # log_config in each); the service writes its own access log (RECSERVE_ACCESS_LOG).
+    log_config = logging_config(settings.log_level, settings.log_format)
     if args.workers > 1:
         os.environ["RECSERVE_STORE_URI"] = settings.store_uri
         uvicorn.run(
@@ -109,7 +118,8 @@ def serve(args: argparse.Namespace) -> int:
             workers=args.workers,
             http=PROTOCOL,
             log_level=settings.log_level,
-            access_log=settings.access_log,
+            access_log=False,
+            log_config=log_config,
         )
     else:
         uvicorn.run(
@@ -118,7 +128,8 @@ def serve(args: argparse.Namespace) -> int:
             port=settings.port,
             http=PROTOCOL,
             log_level=settings.log_level,
-            access_log=settings.access_log,
+            access_log=False,
+            log_config=log_config,
         )
     return 0
 

@@ -11,10 +11,13 @@ from contextlib import asynccontextmanager
 import torch
 from fastapi import FastAPI
 
+from service.auth import KeyRing, metrics_dependencies, protected_by
 from service.errors import install_error_handlers
 from service.limits import BodySizeLimitMiddleware, apply_limits_to_openapi
 from service.lists import CachedLists, build_list_cache
 from service.metrics import Metrics, MetricsMiddleware
+from service.opsmetrics import start_metrics_server, watch_state
+from service.requestlog import RequestContextMiddleware
 from service.routers import admin, bench, health, recommend, similar
 from service.settings import Settings
 from service.state import ModelHolder
@@ -46,6 +49,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         cache_dir=settings.store_cache_dir,
     )
     lists = CachedLists(build_list_cache(settings, metrics), metrics)
+    api_keys = KeyRing.from_settings(settings)  # an unreadable keys file stops the start here
+    watch_state(metrics, holder, lists.cache, settings)  # model age/loaded/refused, breaker, build info
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -53,12 +58,18 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         if holder.current is None and not holder.load_current():
             log.warning("starting without a model: %s", holder.last_error)
         poller = None
+        metrics_server = None
+        if settings.metrics_port is not None:
+            metrics_server = start_metrics_server(metrics.registry, settings.host, settings.metrics_port)
         if settings.store_poll_interval > 0:
             poller = asyncio.create_task(poll_store(holder, settings.store_poll_interval))
         try:
             yield
         finally:
             lists.close()
+            if metrics_server is not None:
+                metrics_server.shutdown()
+                metrics_server.server_close()
             if poller is not None:
                 poller.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
@@ -74,17 +85,26 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.metrics = metrics
     app.state.holder = holder
     app.state.cache = lists.cache
+    app.state.api_keys = api_keys
     app.state.serving = Serving(holder, settings, metrics, lists)
     install_error_handlers(app)
-    app.include_router(recommend.router)
-    app.include_router(similar.router)
+    # Every list endpoint behind the API keys when they are configured; probes stay open.
+    app.include_router(recommend.router, **protected_by(api_keys))
+    app.include_router(similar.router, **protected_by(api_keys))
     app.include_router(health.router)
+    if settings.metrics_port is None:  # else served on its own port by the lifespan
+        app.include_router(health.metrics_router, dependencies=metrics_dependencies(settings))
     if settings.bench_endpoints:
         app.include_router(bench.router)
     if settings.admin_token is not None and settings.admin_token.get_secret_value():
         app.include_router(admin.router)
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(MetricsMiddleware, metrics=metrics)
+    app.add_middleware(  # outermost: the request id covers everything below, 500s included
+        RequestContextMiddleware,
+        access_log_enabled=settings.access_log,
+        sample_rate=settings.access_log_sample_rate,
+    )
     apply_limits_to_openapi(
         app, settings, lambda: filter_attributes(holder.current.model) if holder.current else None
     )

@@ -16,9 +16,12 @@ from prometheus_client import (
     Counter,
     Gauge,
     Histogram,
+    Info,
     PlatformCollector,
     ProcessCollector,
 )
+
+from service.opsmetrics import CallbackGauge
 
 # Millisecond-scale answers: fine buckets from 0.5 ms to 1 s.
 LATENCY_BUCKETS = (0.0005, 0.001, 0.002, 0.003, 0.005, 0.0075, 0.01, 0.015, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0)
@@ -93,6 +96,26 @@ class Metrics:
             ["op"],
             registry=r,
         )
+        # Read at scrape time through callbacks the app registers (service/opsmetrics.py); the
+        # alerts of docker/prometheus/rules/ use them.
+        self.model_loaded = CallbackGauge("recserve_model_loaded", "1 while a model is being served.", r)
+        self.model_refused = CallbackGauge(
+            "recserve_model_refused", "1 while the store's CURRENT is a bundle this process refused.", r
+        )
+        self.model_age = CallbackGauge(
+            "recserve_model_age_seconds", "Seconds since the serving bundle's created_at.", r
+        )
+        self.model_max_age = Gauge(
+            "recserve_model_max_age_seconds",
+            "RECSERVE_MODEL_MAX_AGE_S: the age above which the model counts as stale (0 = no limit).",
+            registry=r,
+        )
+        self.breaker_state = CallbackGauge(
+            "recserve_redis_breaker_state",
+            "Redis circuit breaker: 0 closed, 1 half-open, 2 open (no sample without Redis).",
+            r,
+        )
+        self.build_info = Info("recserve_build", "Version and VCS revision of this build.", registry=r)
         # process_* (CPU, RSS, open fds) and python_info, in this registry rather than the global one.
         ProcessCollector(registry=r)
         PlatformCollector(registry=r)

@@ -37,10 +37,16 @@ class Settings(BaseSettings):
     default_k: int = Field(10, ge=1)
     max_k: int = Field(500, ge=1, description="Largest k a request may ask for.")
     torch_threads: int = Field(1, ge=1, description="Intra-op threads for the ranker (1 keeps latency flat).")
-    log_level: str = "info"
+    log_level: str = Field("info", description="Level of the service's logs (uvicorn's included).")
+    log_format: Literal["json", "text"] = Field(
+        "json", description="json: one JSON object per line, with request_id (service/logs.py); text: plain."
+    )
     access_log: bool = Field(
         False,
-        description="uvicorn's per-request access log (off: /metrics counts requests, and it costs CPU).",
+        description="One log line per request: method, path, status, duration, model version, request id.",
+    )
+    access_log_sample_rate: float = Field(
+        1.0, ge=0, le=1, description="Share of requests the access log writes; 5xx are always written."
     )
     max_batch_size: int = Field(
         100, ge=1, le=10_000, description="Most users one /recommend/batch may ask for."
@@ -102,4 +108,28 @@ class Settings(BaseSettings):
 
     bench_endpoints: bool = Field(
         False, description="Serve GET /bench/baseline (constant JSON): the benchmark's reference endpoint."
+    )
+
+    # -- operations (docs/operations.md) --
+    model_max_age_s: float = Field(
+        7 * 86_400,
+        ge=0,
+        description="Age of the model (from its created_at) above which RecserveModelStale fires; 0 = off.",
+    )
+    build_revision: str | None = Field(
+        None, description="VCS revision of this build (set at image build): a label of recserve_build_info."
+    )
+
+    # -- keys on the door (service/auth.py) --
+    api_keys: SecretStr | None = Field(
+        None, description="Comma-separated keys accepted in X-API-Key by the list endpoints; unset = open."
+    )
+    api_keys_file: str | None = Field(
+        None, description="File of API keys, one per line (# comments), re-read within 1 s of a change."
+    )
+    metrics_key: SecretStr | None = Field(
+        None, description="Bearer token /metrics then requires (Authorization: Bearer ...); unset = open."
+    )
+    metrics_port: int | None = Field(
+        None, ge=1, le=65535, description="Serve /metrics on this port (same host) instead of the API port."
     )

@@ -19,6 +19,7 @@ import numpy as np
 from model_store import BundleError, InconsistentBundle, ModelStore, StoreError, open_store
 from recommender.model import RecommenderModel
 from service.metrics import Metrics
+from service.opsmetrics import seconds_since
 
 log = logging.getLogger("recserve.state")
 
@@ -124,6 +125,7 @@ class ModelHolder:
             except StoreError as exc:
                 return self._fail("store", str(exc), None)
             if version == serving:
+                self.refused_version = None  # CURRENT rolled back to what serves: nothing is refused
                 return ReloadResult(False, serving)
             if version == self.refused_version and not force:
                 return ReloadResult(False, serving, self.last_error, self.last_error_reason)
@@ -178,6 +180,11 @@ class ModelHolder:
             self.metrics.model_load_failures.labels(reason).inc()
             log.error("model load refused (%s): %s; still serving %s", reason, message, serving or "nothing")
         return ReloadResult(False, serving, message, reason)
+
+    def model_age_seconds(self) -> float | None:
+        """Seconds since the serving bundle was created (``recserve_model_age_seconds``), or None."""
+        current = self.current
+        return seconds_since(current.manifest.get("created_at")) if current else None
 
     def status(self) -> dict[str, Any]:
         """The details ``/readyz`` shows."""

@@ -10,6 +10,8 @@ from service.deps import HolderDep, MetricsDep
 from service.responses import FastJSONResponse
 
 router = APIRouter(tags=["operations"])
+# Its own router so the app can put it behind RECSERVE_METRICS_KEY or move it to RECSERVE_METRICS_PORT.
+metrics_router = APIRouter(tags=["operations"])
 
 
 @router.get("/healthz")
@@ -25,7 +27,7 @@ async def readyz(holder: HolderDep) -> FastJSONResponse:
     return FastJSONResponse(body, status_code=200 if body["ready"] else 503)
 
 
-@router.get("/metrics", response_class=PlainTextResponse)
+@metrics_router.get("/metrics", response_class=PlainTextResponse)
 async def metrics(m: MetricsDep) -> Response:
     """Prometheus text exposition format."""
     return Response(generate_latest(m.registry), media_type=CONTENT_TYPE_LATEST)

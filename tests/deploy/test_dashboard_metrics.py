@@ -15,10 +15,12 @@ from training.data import InteractionData
 
 HISTOGRAM_SUFFIXES = ("_bucket", "_sum", "_count")
 # Series only created by events the in-process test app cannot cause on its own (a cache lookup,
-# a Redis failure): for these the family must be declared (# TYPE), samples are not required.
-EVENT_ONLY = {"recserve_redis_errors_total"}
-# Prometheus adds these to every scrape; they are not the service's to expose.
-SCRAPE_SYNTHETIC = {"up", "scrape_duration_seconds", "scrape_samples_scraped"}
+# a Redis failure) or that need Redis (the breaker): for these the family must be declared
+# (# TYPE), samples are not required.
+EVENT_ONLY = {"recserve_redis_errors_total", "recserve_redis_breaker_state"}
+# Prometheus adds these to every scrape, or makes them by evaluating the alerting rules; they are
+# not the service's to expose.
+SCRAPE_SYNTHETIC = {"up", "scrape_duration_seconds", "scrape_samples_scraped", "ALERTS", "ALERTS_FOR_STATE"}
 
 _SAMPLE = re.compile(r"^([A-Za-z_:][A-Za-z0-9_:]*)(?:\{(.*)\})?\s")
 _LABEL = re.compile(r'([A-Za-z_][A-Za-z0-9_]*)="((?:[^"\\]|\\.)*)"')

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
 from pathlib import Path
@@ -15,10 +16,15 @@ from deploy.helpers import COMPOSE, DASHBOARD, DOCKERFILE, PROMETHEUS_YML, ROOT,
 SERVICES = {"api", "redis", "prometheus", "grafana", "trainer", "precompute"}
 
 
+# Variables the compose file requires (`${VAR:?…}`), as an operator would export them.
+REQUIRED_ENV = {"RECSERVE_API_KEYS": "compose-check-key-0123456789"}
+
+
 def _compose(*args: str) -> subprocess.CompletedProcess:
     exe = require_binary("docker-compose", "docker-compose")
+    env = {**os.environ, **REQUIRED_ENV}
     return subprocess.run(
-        [exe, "-f", str(COMPOSE), *args], cwd=ROOT, capture_output=True, text=True, timeout=60
+        [exe, "-f", str(COMPOSE), *args], cwd=ROOT, capture_output=True, text=True, timeout=60, env=env
     )
 
 
