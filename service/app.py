@@ -16,7 +16,7 @@ from service.errors import install_error_handlers
 from service.limits import BodySizeLimitMiddleware, apply_limits_to_openapi
 from service.metrics import Metrics, MetricsMiddleware
 from service.pipeline import ServingPipeline
-from service.routers import admin, bench, health, recommend, similar
+from service.routers import admin, bench, dashboard, health, recommend, similar
 from service.settings import Settings
 from service.state import ModelHolder
 
@@ -82,6 +82,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(health.router)
     if settings.bench_endpoints:
         app.include_router(bench.router)
+    if settings.dashboard:
+        app.include_router(dashboard.page_router)
+        app.include_router(dashboard.router)  # its data: add the API-key dependency here
     if settings.admin_token is not None and settings.admin_token.get_secret_value():
         app.include_router(admin.router)
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes)

@@ -84,3 +84,7 @@ class Settings(BaseSettings):
     bench_endpoints: bool = Field(
         False, description="Serve GET /bench/baseline (constant JSON): the benchmark's reference endpoint."
     )
+    dashboard: bool = Field(
+        True,
+        description="Serve the /dashboard page and its /dashboard/api/* data (model, live metrics, try it).",
+    )
