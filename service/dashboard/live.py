@@ -22,6 +22,7 @@ needs no lock; reading collectors is thread-safe in prometheus-client.
 
 from __future__ import annotations
 
+import itertools
 import math
 import time
 from collections import deque
@@ -215,29 +216,25 @@ class LiveSampler:
         self.readings: deque[Reading] = deque()
 
     def poll(self) -> dict[str, Any]:
-        """Take a reading (unless the last one is fresher than ``min_spacing_s``) and summarise."""
+        """Summarise a fresh reading against the buffer; keep it only if the last kept reading is
+        at least ``min_spacing_s`` old (so two open pages do not halve the plot's time span)."""
         now = self.clock()
+        fresh = read_metrics(self.metrics, now, self.wall_clock())
         if not self.readings or now - self.readings[-1].at >= self.min_spacing_s:
-            self.readings.append(read_metrics(self.metrics, now, self.wall_clock()))
+            self.readings.append(fresh)
         while len(self.readings) > 1 and now - self.readings[0].at > self.keep_s:
             self.readings.popleft()
-        newest = self.readings[-1]
-        oldest_in_window = next((r for r in self.readings if newest.at - r.at <= self.window_s), newest)
-        old = oldest_in_window if oldest_in_window is not newest else None
-        if old is None and len(self.readings) > 1:  # polls further apart than the window
-            old = self.readings[-2]
-        return {
-            "at": newest.wall,
-            **window_stats(old, newest),
-            "series": self.series(),
-        }
+        older = [r for r in self.readings if r is not fresh]
+        # the oldest reading inside the window; polls further apart than the window use the last one
+        old = next((r for r in older if now - r.at <= self.window_s), older[-1] if older else None)
+        return {"at": fresh.wall, **window_stats(old, fresh), "series": self.series()}
 
     def series(self) -> list[dict[str, Any]]:
         """One point per consecutive pair of readings: unix time and, per endpoint with answers in
         that interval, ``[requests/s, p50 ms, p99 ms]``."""
         points = []
         readings = list(self.readings)
-        for old, new in zip(readings, readings[1:], strict=False):
+        for old, new in itertools.pairwise(readings):
             seconds = new.at - old.at
             before = _with_total(_api(old))
             values = {}

@@ -101,7 +101,7 @@ def _serving(holder: ModelHolder, now: float) -> dict[str, Any] | None:
             "dataset": model.metadata.get("dataset"),
             "n_users": model.n_users,
             "n_items": model.n_items,
-            "n_train_interactions": int(len(model.seen_indices)),
+            "n_train_interactions": len(model.seen_indices),
             "serving_n_candidates": model.n_candidates,
             "has_ranker": model.ranker is not None,
             "item_attributes": sorted(model.item_attributes),
@@ -159,7 +159,8 @@ def model_view(holder: ModelHolder, manifests: ManifestCache, limit: int = MAX_V
     except Exception as exc:
         if not _is_store_failure(exc):
             raise
-        store = {"uri": holder.store_uri, "current": None, "previous": None, "versions": [], "error": str(exc)}
+        store = {"uri": holder.store_uri, "current": None, "previous": None, "n_versions": 0}
+        store.update(versions=[], error=str(exc))
     summaries = [s for s in [serving, *store["versions"]] if s is not None]
     return {
         "now": now,

@@ -60,7 +60,8 @@ def items_info(model: RecommenderModel, item_ids: list[str]) -> dict[str, Any]:
         if index is None:
             unknown.append(item_id)
         else:
-            known[item_id] = {"attributes": attributes_of(model, index), "popularity": float(model.popularity[index])}
+            popularity = float(model.popularity[index])
+            known[item_id] = {"attributes": attributes_of(model, index), "popularity": popularity}
     return {"model_version": model.version, "items": known, "unknown": unknown}
 
 
