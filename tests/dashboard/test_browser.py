@@ -1,0 +1,293 @@
+"""The dashboard in a real browser: Debian's Chromium driven by Playwright against `recserve serve`.
+
+A real ``recserve serve`` process (free loopback port) serves a store with two small versions;
+the page is opened at laptop and phone widths. Checked: the live version is ``/readyz``'s and the
+store table marks CURRENT and what rollback restores; the request count shown grows after API
+calls; the "try it" tables equal the JSON of ``/recommend`` and ``/similar-items`` for the same
+options (ids, scores as rendered); the phone layout does not scroll sideways; no console errors.
+Screenshots go to ``test-artifacts/dashboard/`` (gitignored); with ``RECSERVE_DOCS_SCREENSHOT=1``
+the laptop one also replaces ``docs/dashboard.png`` after a little traffic for the plot.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import asdict, replace
+from decimal import ROUND_HALF_UP, Decimal
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from conftest import FAST
+
+from model_store import LocalStore
+from recommender.model import RecommenderModel
+from training.data import InteractionData
+from training.pipeline import train_model
+
+pytestmark = pytest.mark.slow
+sync_api = pytest.importorskip("playwright.sync_api", reason="playwright (dev extra) is not installed")
+
+ROOT = Path(__file__).resolve().parents[2]
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+ARTIFACTS = Path(os.environ.get("RECSERVE_TEST_ARTIFACTS", ROOT / "test-artifacts")) / "dashboard"
+LAPTOP = {"width": 1366, "height": 900}
+PHONE = {"width": 390, "height": 844}
+
+
+class Server:
+    """``recserve serve --port 0`` in a child process; the port is read from uvicorn's log."""
+
+    def __init__(self, store: Path) -> None:
+        env = {**os.environ, "RECSERVE_STORE_POLL_INTERVAL": "0", "RECSERVE_LOG_LEVEL": "info"}
+        cmd = [sys.executable, "-m", "recserve.cli", "serve", "--host", "127.0.0.1", "--port", "0"]
+        self.proc = subprocess.Popen(
+            [*cmd, "--store", str(store)],
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        self.lines: list[str] = []
+        self.base: str | None = None
+        self._started = threading.Event()
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            self.lines.append(line.rstrip())
+            m = re.search(r"Uvicorn running on (http://127\.0\.0\.1:\d+)", line)
+            if m:
+                self.base = m.group(1)
+                self._started.set()
+        self._started.set()
+
+    def wait(self, timeout: float = 120) -> str:
+        self._started.wait(timeout)
+        if self.base is None:
+            raise AssertionError("recserve serve did not start:\n" + "\n".join(self.lines[-30:]))
+        return self.base
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        try:
+            self.proc.wait(15)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+
+
+@pytest.fixture(scope="module")
+def two_version_store(
+    trained: tuple[RecommenderModel, dict],
+    small_data: InteractionData,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> LocalStore:
+    """The session's model, then a second one trained with another seed: CURRENT and previous."""
+    store = LocalStore(tmp_path_factory.mktemp("dashboard-store"))
+    model, metrics = trained
+    store.publish(model, training_config=asdict(FAST), metrics=metrics)
+    second, second_metrics = train_model(small_data, replace(FAST, seed=8), progress=False)
+    store.publish(second, training_config=asdict(replace(FAST, seed=8)), metrics=second_metrics)
+    return store
+
+
+@pytest.fixture(scope="module")
+def base_url(two_version_store: LocalStore) -> Iterator[str]:
+    server = Server(two_version_store.root)
+    try:
+        yield server.wait()
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    if not Path(CHROMIUM).exists():
+        pytest.skip(f"{CHROMIUM} not found (Debian package chromium; .ci/run installs it)")
+    with sync_api.sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield b
+        b.close()
+
+
+class Page:
+    """A page at one viewport size, recording console errors and uncaught exceptions."""
+
+    def __init__(self, browser: Any, base: str, viewport: dict[str, int]) -> None:
+        self.context = browser.new_context(viewport=viewport)
+        self.page = self.context.new_page()
+        self.errors: list[str] = []
+        self.page.on("console", lambda m: self.errors.append(m.text) if m.type == "error" else None)
+        self.page.on("pageerror", lambda e: self.errors.append(f"uncaught: {e}"))
+        self.page.goto(f"{base}/dashboard")
+        self.page.wait_for_function("document.getElementById('serving-version').textContent !== '…'")
+        self.page.wait_for_selector("#user-examples a")
+
+    def text(self, selector: str) -> str:
+        return self.page.inner_text(selector).strip()
+
+
+def as_rendered(score: float) -> str:
+    """``Number.prototype.toFixed(4)``: the exact binary value, ties away from zero."""
+    return str(Decimal(score).quantize(Decimal("0.0001"), rounding=ROUND_HALF_UP))
+
+
+def rendered_rows(page: Any, table: str) -> list[dict[str, Any]]:
+    return page.eval_on_selector_all(
+        f"{table} tbody tr",
+        """rows => rows.map(r => ({
+            item_id: r.querySelector('.item-id').textContent,
+            score_text: r.querySelector('.score').textContent,
+            score: Number(r.querySelector('.score').dataset.score),
+            cells: Array.from(r.children).map(c => c.textContent),
+        }))""",
+    )
+
+
+def assert_same_items(rows: list[dict[str, Any]], answer: dict[str, Any]) -> None:
+    assert [r["item_id"] for r in rows] == [it["item_id"] for it in answer["items"]]
+    assert [r["score"] for r in rows] == [it["score"] for it in answer["items"]]
+    assert [r["score_text"] for r in rows] == [as_rendered(it["score"]) for it in answer["items"]]
+
+
+def test_dashboard_in_chromium(
+    browser: Any, base_url: str, two_version_store: LocalStore, small_data: InteractionData
+) -> None:
+    api = httpx.Client(base_url=base_url, timeout=30)
+    laptop = Page(browser, base_url, LAPTOP)
+    page = laptop.page
+
+    # Model: the live version is /readyz's; CURRENT and previous are the store's own answer.
+    ready = api.get("/readyz").json()
+    assert laptop.text("#serving-version") == ready["model_version"]
+    page.wait_for_selector("#versions-table tbody tr")
+    marked = page.eval_on_selector_all(
+        "#versions-table tbody tr", "rows => rows.map(r => [r.dataset.version, r.cells[0].textContent])"
+    )
+    assert [v for v, marks in marked if "CURRENT" in marks] == [ready["model_version"]]
+    assert [v for v, marks in marked if "previous" in marks] == [two_version_store.previous_version()]
+
+    # Live: the request count shown grows after a few API calls.
+    page.wait_for_function("/\\d/.test(document.getElementById('live-total-requests').textContent)")
+    shown = int(laptop.text("#live-total-requests").replace(",", ""))
+    for user in small_data.user_ids[:5]:
+        assert api.get("/recommend", params={"user_id": user}).status_code == 200
+    page.wait_for_function(
+        "n => Number(document.getElementById('live-total-requests').textContent.replace(/,/g, '')) >= n",
+        arg=shown + 5,
+        timeout=15_000,
+    )
+
+    # Try it, every option: the table is the JSON /recommend returns for the same body.
+    user = page.get_attribute("#user-examples a", "data-id")
+    values = json.loads(
+        page.eval_on_selector("#filter-values", "s => JSON.stringify([...s.options].map(o => o.value))")
+    )
+    chosen = values[1:4]
+    page.fill("#rec-user", user)
+    page.fill("#rec-k", "7")
+    page.uncheck("#rec-exclude-seen")
+    page.fill("#rec-diversity", "0.3")
+    page.check("#rec-explain")
+    page.select_option("#filter-mode", "include")
+    page.select_option("#filter-attr", "category")
+    page.select_option("#filter-values", chosen)
+    page.click("#rec-form button[type=submit]")
+    page.wait_for_selector('#rec-result[data-state="done"]')
+    body = {
+        "user_id": user,
+        "exclude_seen": False,
+        "k": 7,
+        "diversity": 0.3,
+        "explain": True,
+        "item_filter": {"include": {"category": chosen}},
+    }
+    assert json.loads(page.get_attribute("#rec-result", "data-request")) == body
+    answer = api.post("/recommend", json=body).json()
+    rows = rendered_rows(page, "#rec-table")
+    assert_same_items(rows, answer)
+    assert [r["cells"][-1] for r in rows] == [it["reason"]["text"] for it in answer["items"]]
+    history = api.get("/dashboard/api/history", params={"user_id": user, "limit": 50}).json()
+    shown_history = page.eval_on_selector_all(
+        "#history-table tbody tr", "rows => rows.map(r => r.dataset.itemId)"
+    )
+    assert shown_history == [it["item_id"] for it in history["items"]] and shown_history
+
+    # Default options for another user (a cacheable query: the page's call fills the cache).
+    page.uncheck("#rec-explain")
+    page.check("#rec-exclude-seen")
+    page.fill("#rec-k", "10")
+    page.fill("#rec-diversity", "0")
+    page.select_option("#filter-mode", "")
+    other = small_data.user_ids[7]
+    page.fill("#rec-user", other)
+    page.click("#rec-form button[type=submit]")
+    page.wait_for_selector('#rec-result[data-state="done"]')
+    assert json.loads(page.get_attribute("#rec-result", "data-request"))["user_id"] == other
+    plain = {"user_id": other, "k": 10, "exclude_seen": True, "diversity": 0, "explain": False}
+    assert_same_items(rendered_rows(page, "#rec-table"), api.post("/recommend", json=plain).json())
+
+    # Similar items: the table is GET /similar-items' answer.
+    item = small_data.item_ids[3]
+    page.fill("#sim-item", item)
+    page.fill("#sim-k", "8")
+    page.click("#sim-form button[type=submit]")
+    page.wait_for_selector('#sim-result[data-state="done"]')
+    similar = api.get("/similar-items", params={"item_id": item, "k": 8}).json()
+    assert_same_items(rendered_rows(page, "#sim-table"), similar)
+
+    if os.environ.get("RECSERVE_DOCS_SCREENSHOT"):
+        _traffic(api, small_data, seconds=20)
+    page.wait_for_timeout(2500)  # one more live refresh, so the plot shows the calls above
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "dashboard-laptop.png"), full_page=True)
+    if os.environ.get("RECSERVE_DOCS_SCREENSHOT"):
+        shutil.copyfile(ARTIFACTS / "dashboard-laptop.png", ROOT / "docs" / "dashboard.png")
+
+    # Phone width: everything fits the screen (wide tables scroll inside their own box).
+    phone = Page(browser, base_url, PHONE)
+    phone.page.click("#user-examples a")
+    phone.page.wait_for_selector('#rec-result[data-state="done"]')
+    phone.page.wait_for_selector("#live-table tbody tr")
+    assert phone.page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
+    phone.page.screenshot(path=str(ARTIFACTS / "dashboard-phone.png"), full_page=True)
+
+    assert laptop.errors == [] and phone.errors == []
+    laptop.context.close()
+    phone.context.close()
+    api.close()
+
+
+def _traffic(api: httpx.Client, data: InteractionData, seconds: float) -> None:
+    """A little steady traffic (a few 404s among it) so the docs screenshot has a latency line."""
+    deadline = time.monotonic() + seconds
+    i = 0
+    while time.monotonic() < deadline:
+        api.get("/recommend", params={"user_id": data.user_ids[i % 50], "k": 10})
+        api.get("/similar-items", params={"item_id": data.item_ids[i % 50]})
+        if i % 40 == 0:
+            api.get("/similar-items", params={"item_id": "no-such-item"})
+        i += 1
+        time.sleep(0.05)
