@@ -107,9 +107,11 @@ def two_version_store(
     """The session's model, then a second one trained with another seed: CURRENT and previous."""
     store = LocalStore(tmp_path_factory.mktemp("dashboard-store"))
     model, metrics = trained
-    store.publish(model, training_config=asdict(FAST), metrics=metrics)
+    fingerprint = small_data.fingerprint()
+    store.publish(model, training_config=asdict(FAST), metrics=metrics, data_fingerprint=fingerprint)
     second, second_metrics = train_model(small_data, replace(FAST, seed=8), progress=False)
-    store.publish(second, training_config=asdict(replace(FAST, seed=8)), metrics=second_metrics)
+    config = asdict(replace(FAST, seed=8))
+    store.publish(second, training_config=config, metrics=second_metrics, data_fingerprint=fingerprint)
     return store
 
 

@@ -142,7 +142,8 @@ function renderModel(m) {
     $("model-cards").replaceChildren(
       card("live version", s.version, `published ${s.created_at ? s.created_at.slice(0, 19).replace("T", " ") : "?"} UTC`, "model-version"),
       card("age", age(s.age_seconds), s.loaded_at ? `loaded ${age(m.now - s.loaded_at)} ago` : ""),
-      card("training data", s.dataset || "?", `${count(s.n_users)} users × ${count(s.n_items)} items, ${count(s.n_train_interactions)} interactions; data ${s.data_fingerprint || "?"}`),
+      card("training data", s.dataset || "?", `${count(s.n_users)} users × ${count(s.n_items)} items, ` +
+        `${count(s.n_train_interactions)} interactions` + (s.data_fingerprint ? `; data sha256 ${s.data_fingerprint}…` : "")),
       card("loss", s.loss || "?", `MF dim ${s.embedding_dim ?? d.dim ?? "?"}, ${s.epochs ?? "?"} epochs; ${s.has_ranker ? "ranker on" : "no ranker"}, ${s.serving_n_candidates} candidates`),
     );
     const names = m.metric_names;
@@ -184,11 +185,11 @@ function renderVersions() {
     const metric = (x) => (v.metrics[x] ? fmt(v.metrics[x][chosen], 4) : "—");
     return el("tr", { "data-version": v.version, class: v.version === serving ? "serving-row" : null },
       marks, el("td", { class: "id" }, v.version), el("td", {}, age(v.age_seconds)),
-      el("td", { class: "small" }, `${v.data_fingerprint || "?"} (${count(d.n_users)}×${count(d.n_items)})`),
+      el("td", { class: "small" }, `${v.data_fingerprint ? `${v.data_fingerprint}… ` : ""}(${count(d.n_users)}×${count(d.n_items)})`),
       el("td", {}, v.loss || "?"), el("td", {}, metric("popularity")), el("td", {}, metric("retrieval")),
       el("td", {}, metric("two_stage")));
   });
-  table($("versions-table"), ["", "version", "age", "data (users×items)", "loss", `popularity ${chosen}`,
+  table($("versions-table"), ["", "version", "age", "data sha256 (users×items)", "loss", `popularity ${chosen}`,
     `retrieval ${chosen}`, `two-stage ${chosen}`], rows);
 }
 
@@ -264,7 +265,7 @@ function drawPlot() {
   const pts = live.series.map((p) => ({ t: p.t, v: p.endpoints[endpoint] || null }));
   const W = Math.max(280, box.clientWidth || 600);
   const H = W < 500 ? 180 : 220;
-  const pad = { l: 52, r: 12, t: 12, b: 26 };
+  const pad = { l: 52, r: 12, t: 26, b: 26 };
   const root = svg("svg", { viewBox: `0 0 ${W} ${H}`, width: W, height: H, class: "chart" });
   const values = pts.flatMap((p) => (p.v ? [p.v[1], p.v[2]] : [])).filter((x) => x !== null);
   const yMax = niceMax(Math.max(...values, 0.1));
@@ -300,8 +301,8 @@ function drawPlot() {
       if (p.v && p.v[idx] !== null) root.append(svg("circle", { cx: x(p.t), cy: y(p.v[idx]), r: 2, class: `dot ${cls}` }));
     }
   }
-  root.append(svg("text", { x: W - pad.r, y: pad.t + 10, "text-anchor": "end", class: "legend p99" }, "— p99"));
-  root.append(svg("text", { x: W - pad.r - 56, y: pad.t + 10, "text-anchor": "end", class: "legend p50" }, "— p50"));
+  root.append(svg("text", { x: W - pad.r, y: 13, "text-anchor": "end", class: "legend p99" }, "— p99"));
+  root.append(svg("text", { x: W - pad.r - 56, y: 13, "text-anchor": "end", class: "legend p50" }, "— p50"));
   if (!values.length) {
     root.append(svg("text", { x: W / 2, y: H / 2, "text-anchor": "middle", class: "tick" }, "no answers in this window yet"));
   }
