@@ -5,6 +5,7 @@ the page is opened at laptop and phone widths. Checked: the live version is ``/r
 store table marks CURRENT and what rollback restores; the request count shown grows after API
 calls; the "try it" tables equal the JSON of ``/recommend`` and ``/similar-items`` for the same
 options (ids, scores as rendered); the phone layout does not scroll sideways; no console errors.
+A second test puts the data behind a key, as API keys will, and checks the page asks for it.
 Screenshots go to ``test-artifacts/dashboard/`` (gitignored); with ``RECSERVE_DOCS_SCREENSHOT=1``
 the laptop one also replaces ``docs/dashboard.png`` after a little traffic for the plot.
 """
@@ -27,10 +28,16 @@ from typing import Any
 
 import httpx
 import pytest
+import uvicorn
 from conftest import FAST
+from fastapi import Depends, Header
 
 from model_store import LocalStore
 from recommender.model import RecommenderModel
+from service.app import create_app
+from service.errors import APIError
+from service.routers import dashboard
+from service.settings import Settings
 from training.data import InteractionData
 from training.pipeline import train_model
 
@@ -293,3 +300,44 @@ def _traffic(api: httpx.Client, data: InteractionData, seconds: float) -> None:
             api.get("/similar-items", params={"item_id": "no-such-item"})
         i += 1
         time.sleep(0.05)
+
+
+def test_page_asks_for_the_key_when_its_data_is_behind_one(browser: Any, published_store: Path) -> None:
+    """With the data router behind a key (as API keys will put it), the page asks for the key on
+    the first 401 and then sends it with every call."""
+
+    def require_key(x_api_key: str | None = Header(None)) -> None:
+        if x_api_key != "s3cret":
+            raise APIError(401, "unauthorized", "a valid X-API-Key is required", "x-api-key")
+
+    app = create_app(Settings(store_uri=str(published_store), dashboard=False, _env_file=None))
+    app.include_router(dashboard.page_router)
+    app.include_router(dashboard.router, dependencies=[Depends(require_key)])
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    try:
+        deadline = time.monotonic() + 60
+        while not server.started and thread.is_alive() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        port = server.servers[0].sockets[0].getsockname()[1]
+        context = browser.new_context(viewport=LAPTOP)
+        page = context.new_page()
+        errors: list[str] = []
+        page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+        page.goto(f"http://127.0.0.1:{port}/dashboard")
+        page.wait_for_selector("#key-box", state="visible")
+        assert page.inner_text("#serving-version") == "…"  # nothing shown without the key
+        assert errors and all("401" in e for e in errors)  # the browser logs each refused call
+        errors.clear()
+        page.fill("#key-input", "s3cret")
+        page.click("#key-box button")
+        page.wait_for_function("document.getElementById('serving-version').textContent !== '…'")
+        page.wait_for_selector("#user-examples a")
+        assert page.is_hidden("#key-box")
+        assert page.inner_text("#serving-version") == app.state.holder.current.version
+        assert errors == []
+        context.close()
+    finally:
+        server.should_exit = True
+        thread.join(timeout=15)
