@@ -21,7 +21,6 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, replace
 from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
 from typing import Any
@@ -29,17 +28,17 @@ from typing import Any
 import httpx
 import pytest
 import uvicorn
-from conftest import FAST
 from fastapi import Depends, Header
 
 from model_store import LocalStore
-from recommender.model import RecommenderModel
 from service.app import create_app
 from service.errors import APIError
 from service.routers import dashboard
 from service.settings import Settings
 from training.data import InteractionData
-from training.pipeline import train_model
+from training.mf import MFConfig
+from training.pipeline import TrainConfig, train_and_publish
+from training.ranker_train import RankerConfig
 
 pytestmark = pytest.mark.slow
 sync_api = pytest.importorskip("playwright.sync_api", reason="playwright (dev extra) is not installed")
@@ -105,20 +104,23 @@ class Server:
             self.proc.wait()
 
 
+def small_config(loss: str, seed: int) -> TrainConfig:
+    """A few seconds of training on the session's small synthetic set."""
+    return TrainConfig(
+        mf=MFConfig(dim=16, epochs=20, n_negatives=64, batch_size=256, tau=0.3, lr=3e-2, loss=loss),
+        ranker=RankerConfig(hidden_units=16, num_layers=2, epochs=2),
+        n_candidates=50,
+        seed=seed,
+    )
+
+
 @pytest.fixture(scope="module")
-def two_version_store(
-    trained: tuple[RecommenderModel, dict],
-    small_data: InteractionData,
-    tmp_path_factory: pytest.TempPathFactory,
-) -> LocalStore:
-    """The session's model, then a second one trained with another seed: CURRENT and previous."""
+def two_version_store(small_data: InteractionData, tmp_path_factory: pytest.TempPathFactory) -> LocalStore:
+    """Two trained versions (BPR, then SL@K, which is CURRENT): the BPR one is *previous*."""
     store = LocalStore(tmp_path_factory.mktemp("dashboard-store"))
-    model, metrics = trained
-    fingerprint = small_data.fingerprint()
-    store.publish(model, training_config=asdict(FAST), metrics=metrics, data_fingerprint=fingerprint)
-    second, second_metrics = train_model(small_data, replace(FAST, seed=8), progress=False)
-    config = asdict(replace(FAST, seed=8))
-    store.publish(second, training_config=config, metrics=second_metrics, data_fingerprint=fingerprint)
+    for loss, seed in (("bpr", 8), ("slatk", 7)):
+        version, _ = train_and_publish(small_data, store, small_config(loss, seed), progress=False)
+        assert version == store.current_version()
     return store
 
 
