@@ -18,7 +18,7 @@ from service.lists import CachedLists, build_list_cache
 from service.metrics import Metrics, MetricsMiddleware
 from service.opsmetrics import start_metrics_server, watch_state
 from service.requestlog import RequestContextMiddleware
-from service.routers import admin, bench, health, recommend, similar
+from service.routers import admin, bench, dashboard, health, recommend, similar
 from service.settings import Settings
 from service.state import ModelHolder
 from service.strategies import Serving, filter_attributes
@@ -96,6 +96,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.include_router(health.metrics_router, dependencies=metrics_dependencies(settings))
     if settings.bench_endpoints:
         app.include_router(bench.router)
+    if settings.dashboard:
+        app.include_router(dashboard.page_router)
+        app.include_router(dashboard.router, **protected_by(api_keys))  # its data: behind the keys
     if settings.admin_token is not None and settings.admin_token.get_secret_value():
         app.include_router(admin.router)
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes)

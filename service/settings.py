@@ -133,3 +133,7 @@ class Settings(BaseSettings):
     metrics_port: int | None = Field(
         None, ge=1, le=65535, description="Serve /metrics on this port (same host) instead of the API port."
     )
+    dashboard: bool = Field(
+        True,
+        description="Serve the /dashboard page and its /dashboard/api/* data (model, live metrics, try it).",
+    )

@@ -196,7 +196,9 @@ def test_serve_names_a_bad_keys_file_without_a_traceback(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     monkeypatch.setenv("RECSERVE_API_KEYS_FILE", str(tmp_path / "nope"))
-    assert main(["serve", "--store", str(tmp_path), "--port", "0"]) == 1  # a runtime failure (exit 2 is for usage errors)
+    assert (
+        main(["serve", "--store", str(tmp_path), "--port", "0"]) == 1
+    )  # a runtime failure (exit 2 is for usage errors)
     err = capsys.readouterr().err
     assert f"RECSERVE_API_KEYS_FILE {tmp_path / 'nope'}: cannot read" in err and "Traceback" not in err
 
