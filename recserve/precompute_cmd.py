@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import argparse
 
-from recserve.commands import CLIError, _store_uri, print_json_line
+from recserve.commands import CLIError, UsageError, _store_uri, human_out, print_json_line
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -30,12 +30,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--threads", type=int, default=1, help="torch and FAISS threads")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
-    p.add_argument("--json", action="store_true", help="print the report as JSON on the last line")
+    p.add_argument("--json", action="store_true", help="print only the report, as JSON, on stdout (human text to stderr)")
 
 
 def _positive(name: str, value: int) -> int:
     if value < 1:
-        raise CLIError(f"--{name} must be >= 1, got {value}")
+        raise UsageError(f"--{name} must be >= 1, got {value}")
     return value
 
 
@@ -54,12 +54,12 @@ def run(args: argparse.Namespace) -> int:
     try:
         settings = Settings()
     except ValidationError as exc:
-        raise CLIError(
+        raise UsageError(
             f"invalid RECSERVE_* setting: {exc.errors()[0]['loc'][0]}: {exc.errors()[0]['msg']}"
         ) from exc
     url = args.redis_url or settings.redis_url
     if not url:
-        raise CLIError("no Redis to write to: pass --redis-url or set RECSERVE_REDIS_URL")
+        raise UsageError("no Redis to write to: pass --redis-url or set RECSERVE_REDIS_URL")
     config = PrecomputeConfig(
         n=_positive("n", args.n if args.n is not None else settings.cache_list_size),
         ttl_s=_positive("ttl", args.ttl if args.ttl is not None else settings.redis_ttl_s),
@@ -93,7 +93,8 @@ def run(args: argparse.Namespace) -> int:
     print(
         f"wrote {report.keys} lists of model {report.version} to {url} under '{config.prefix}' "
         f"in {report.seconds:.1f} s: {report.keys_per_s:,.0f} keys/s, "
-        f"{report.bytes / max(report.keys, 1):.0f} bytes/list"
+        f"{report.bytes / max(report.keys, 1):.0f} bytes/list",
+        file=human_out(args),
     )
     if args.json:
         print_json_line(report.as_dict())

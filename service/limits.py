@@ -4,7 +4,7 @@ The body guard is a pure ASGI middleware so an oversized body is refused while i
 (``Content-Length`` checked up front; chunked bodies counted) instead of being parsed first.
 The URL bound is enforced by the HTTP protocol (``service/http_protocol.py``), before any ASGI
 code runs; the schema's query-list bounds are derived from it, so every GET the schema allows
-fits (``tests/api/test_url_limits.py`` checks the arithmetic against the served schema).
+fits (``tests/service/test_url_limits.py`` checks the arithmetic against the served schema).
 """
 
 from __future__ import annotations

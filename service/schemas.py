@@ -6,7 +6,7 @@ are checked when a request is parsed (``service/parsing.py``) and also written i
 OpenAPI schema by :func:`service.limits.apply_limits_to_openapi`.
 
 Validation agrees with the schema in both directions (Schemathesis checks it with every check,
-``tests/api/test_schemathesis.py``). Request bodies are validated strictly (:data:`STRICT`): a
+``tests/service/test_schemathesis.py``). Request bodies are validated strictly (:data:`STRICT`): a
 boolean field takes only ``true``/``false`` and a number field no boolean or string (pydantic's
 lax mode would take ``0``, ``"yes"`` and ``false``); an integer field takes any integral JSON
 number — ``1.0`` is an integer to JSON Schema — but not ``true``, ``"3"`` or ``2.5`` (:data:`K`).

@@ -140,28 +140,29 @@ def test_cli_precompute_writes_and_reports_keys_per_second(
         "--json",
     ]
     assert main(argv) == 0
-    out = capsys.readouterr().out.strip().splitlines()
-    assert "keys/s" in out[0]
-    report = json.loads(out[-1])
+    captured = capsys.readouterr()
+    assert "keys/s" in captured.err  # human text on stderr: stdout is the JSON alone
+    report = json.loads(captured.out)
     version = LocalStore(published_store).current_version()
     assert report["version"] == version and report["keys"] == 500 and report["keys_per_s"] > 0
     assert shared_redis.exists(ready_key(redis_prefix, version))
 
 
 @pytest.mark.parametrize(
-    ("extra", "message"),
-    [
-        (["--redis-url", "redis://127.0.0.1:{port}/0"], "cannot reach Redis at redis://127.0.0.1:"),
-        (["--redis-url", "not-a-url"], "cannot reach Redis at not-a-url"),
-        (["--redis-url", SHARED_REDIS_URL, "--n", "0"], "--n must be >= 1"),
-        (["--redis-url", SHARED_REDIS_URL, "--version", "nope"], "version nope not found"),
-        ([], "no Redis to write to"),
+    ("extra", "message", "status"),
+    [  # 1: a runtime failure; 2: called wrong (a bad option value or a missing setting)
+        (["--redis-url", "redis://127.0.0.1:{port}/0"], "cannot reach Redis at redis://127.0.0.1:", 1),
+        (["--redis-url", "not-a-url"], "cannot reach Redis at not-a-url", 1),
+        (["--redis-url", SHARED_REDIS_URL, "--n", "0"], "--n must be >= 1", 2),
+        (["--redis-url", SHARED_REDIS_URL, "--version", "nope"], "version nope not found", 1),
+        ([], "no Redis to write to", 2),
     ],
 )
 def test_cli_errors_are_one_line_naming_the_problem(
     published_store: Path,
     extra: list[str],
     message: str,
+    status: int,
     capsys: pytest.CaptureFixture[str],
     monkeypatch: pytest.MonkeyPatch,
     tmp_path: Path,
@@ -169,7 +170,7 @@ def test_cli_errors_are_one_line_naming_the_problem(
     monkeypatch.delenv("RECSERVE_REDIS_URL", raising=False)
     monkeypatch.chdir(tmp_path)  # no .env file
     extra = [a.format(port=free_port()) for a in extra]
-    assert main(["precompute", "--store", str(published_store), "--no-progress", *extra]) == 1
+    assert main(["precompute", "--store", str(published_store), "--no-progress", *extra]) == status
     err = capsys.readouterr().err
     assert err.startswith("recserve precompute: error: ") and message in err
     assert "Traceback" not in err
@@ -187,6 +188,6 @@ def test_cli_names_a_malformed_setting(
     published_store: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     monkeypatch.setenv("RECSERVE_REDIS_URL", "localhost:6379")
-    assert main(["precompute", "--store", str(published_store)]) == 1
+    assert main(["precompute", "--store", str(published_store)]) == 2
     err = capsys.readouterr().err
     assert "invalid RECSERVE_* setting: redis_url" in err and "Traceback" not in err

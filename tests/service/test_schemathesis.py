@@ -4,7 +4,7 @@ All of Schemathesis' checks run (as ``st run --checks all``): no 5xx; status cod
 types, headers and bodies as documented; schema-valid requests accepted and schema-invalid
 ones refused; a 405 with an ``Allow`` header. Runs through the ASGI app in-process (no server,
 no port); what only a real HTTP server can get wrong (the request-line limit) is covered by
-``tests/api/test_url_limits.py``.
+``tests/service/test_url_limits.py``.
 
 The app serves the session's published model before its schema is read: the schema names the
 filter attributes the served model carries (requests naming others are refused), so it is
@@ -105,7 +105,7 @@ def _serve_published_model(published_store: Path) -> None:
     assert json.loads(json.dumps(APP.openapi())) == RAW
 
 
-# 500 fuzzed examples per operation with parameters (`pytest tests/api/test_schemathesis.py
+# 500 fuzzed examples per operation with parameters (`pytest tests/service/test_schemathesis.py
 # --hypothesis-show-statistics` prints them), plus the coverage phase's boundary, negative and
 # undeclared-method cases for every operation: a few thousand requests, ~40 s on 2 cores.
 FUZZ = settings(max_examples=500, deadline=None, database=None, suppress_health_check=list(HealthCheck))
