@@ -30,7 +30,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--threads", type=int, default=1, help="torch and FAISS threads")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
-    p.add_argument("--json", action="store_true", help="print only the report, as JSON, on stdout (human text to stderr)")
+    p.add_argument(
+        "--json", action="store_true", help="print only the report, as JSON, on stdout (human text to stderr)"
+    )
 
 
 def _positive(name: str, value: int) -> int:
