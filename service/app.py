@@ -85,7 +85,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.include_router(admin.router)
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(MetricsMiddleware, metrics=metrics)
-    apply_limits_to_openapi(
-        app, settings, lambda: filter_attributes(holder.current.model) if holder.current else None
-    )
+
+    def served_attributes() -> list[str] | None:
+        current = holder.current
+        return filter_attributes(current.model) if current is not None else None
+
+    apply_limits_to_openapi(app, settings, served_attributes)
     return app
