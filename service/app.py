@@ -108,7 +108,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         access_log_enabled=settings.access_log,
         sample_rate=settings.access_log_sample_rate,
     )
-    apply_limits_to_openapi(
-        app, settings, lambda: filter_attributes(holder.current.model) if holder.current else None
-    )
+
+    def served_attributes() -> list[str] | None:
+        current = holder.current
+        return filter_attributes(current.model) if current is not None else None
+
+    apply_limits_to_openapi(app, settings, served_attributes)
     return app
