@@ -106,7 +106,8 @@ class RecommendRequest(_Options):
         default_factory=list,
         max_length=MAX_RECENT_ITEMS,
         description="Cold start: items a user unknown to the model just interacted with; the user "
-        "vector is built from them. Ignored for known users except as exclusions.",
+        "vector is built from them, oldest first (models with a recent-items feature use the last "
+        "ones). Ignored for known users except as exclusions.",
     )
 
 
