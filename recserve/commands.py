@@ -173,6 +173,14 @@ def demo(args: argparse.Namespace) -> int:
     print(f"[3/4] published {version} to {store_uri}; offline test metrics (train items masked):")
     print(_format_metrics(metrics))
     settings = Settings(store_uri=store_uri, host=args.host, port=args.port)
+    # The demo migrates its own event store (serve does not: `recserve db upgrade` is a deploy step).
+    from eventstore import open_event_store
+
+    events = open_event_store(settings.database_url)
+    try:
+        events.upgrade()
+    finally:
+        events.close()
     server = _BackgroundServer(create_app(settings), args.host, args.port)
     port = server.start()
     base = f"http://{args.host}:{port}"

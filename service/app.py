@@ -12,10 +12,12 @@ import torch
 from fastapi import FastAPI
 
 from service.errors import install_error_handlers
+from service.feedback import Feedback
+from service.fresh import build_fresh_store
 from service.limits import BodySizeLimitMiddleware, apply_limits_to_openapi
 from service.lists import CachedLists, build_list_cache
 from service.metrics import Metrics, MetricsMiddleware
-from service.routers import admin, bench, health, recommend, similar
+from service.routers import admin, bench, feedback, health, recommend, similar
 from service.settings import Settings
 from service.state import ModelHolder
 from service.strategies import Serving, filter_attributes
@@ -46,6 +48,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         cache_dir=settings.store_cache_dir,
     )
     lists = CachedLists(build_list_cache(settings, metrics), metrics)
+    fresh = build_fresh_store(settings, metrics)
+    events = Feedback(settings.database_url, holder, metrics, fresh)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -59,6 +63,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             yield
         finally:
             lists.close()
+            fresh.close()
+            events.close()
             if poller is not None:
                 poller.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
@@ -74,10 +80,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.metrics = metrics
     app.state.holder = holder
     app.state.cache = lists.cache
-    app.state.serving = Serving(holder, settings, metrics, lists)
+    app.state.serving = Serving(holder, settings, metrics, lists, fresh)
+    app.state.feedback = events
     install_error_handlers(app)
     app.include_router(recommend.router)
     app.include_router(similar.router)
+    app.include_router(feedback.router)
     app.include_router(health.router)
     if settings.bench_endpoints:
         app.include_router(bench.router)
