@@ -44,7 +44,9 @@ def test_fewer_new_items_than_the_window_slide_it_by_their_share(tiny: Recommend
     assert not np.allclose(feats[0, -d:], old)
 
 
-def test_recommend_fresh_leaves_new_items_out_and_equals_recommend_without_them(tiny: RecommenderModel) -> None:
+def test_recommend_fresh_leaves_new_items_out_and_equals_recommend_without_them(
+    tiny: RecommenderModel,
+) -> None:
     strategy = tiny.strategies.personalized
     users = np.array([2, 3])
     plain = strategy.recommend(users, 10)
