@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -56,9 +57,15 @@ class FreshStore(Protocol):
 class MemoryFresh:
     """In-process: at most ``max_users`` users (least recently written dropped first)."""
 
-    def __init__(self, max_items: int, ttl_s: float, max_users: int = 100_000) -> None:
+    def __init__(
+        self,
+        max_items: int,
+        ttl_s: float,
+        max_users: int = 100_000,
+        timer: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.max_items = max_items
-        self._users: TTLCache[str, deque[FreshItem]] = TTLCache(maxsize=max_users, ttl=ttl_s)
+        self._users: TTLCache[str, deque[FreshItem]] = TTLCache(maxsize=max_users, ttl=ttl_s, timer=timer)
         self._lock = threading.Lock()
 
     def add(self, user_id: str, items: Sequence[FreshItem]) -> None:
