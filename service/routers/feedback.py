@@ -18,7 +18,8 @@ async def _feedback(request: Request) -> Feedback:
 
 
 router = APIRouter(tags=["feedback"])
-ERRORS = {
+ERRORS: dict[int | str, dict] = {
+    400: {"model": ErrorResponse, "description": "Request that cannot be decoded (e.g. not UTF-8)."},
     413: {"model": ErrorResponse, "description": "Request body larger than max_body_bytes."},
     422: {
         "model": ErrorResponse,
