@@ -18,6 +18,7 @@ and no filter attributes (it matches no attribute filter until the base data des
 from __future__ import annotations
 
 import dataclasses
+import logging
 from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -30,6 +31,8 @@ from training.data import InteractionData
 from training.mf import MFConfig
 from training.pipeline import TrainConfig
 from training.ranker_train import RankerConfig
+
+log = logging.getLogger("recserve.retrain")
 
 
 class RetrainError(Exception):
@@ -91,12 +94,18 @@ def base_from_file(data: dict[str, Any]) -> InteractionData:
     --interactions``), which records its ``DataSpec`` in the manifest.
     """
     try:
-        from training.ingest.build import DataSpec, load_interactions  # type: ignore[import-not-found]
+        from training.ingest.build import DataSpec, file_digest, load_interactions  # type: ignore[import-not-found]
     except ImportError as exc:
         raise RetrainError(
             f"the base data is the file {data.get('interactions')}, and this build cannot read "
             "interactions files (no training.ingest)"
         ) from exc
+    recorded = (data.get("files") or {}).get("interactions") or {}
+    if recorded.get("sha256") and file_digest(data["interactions"])["sha256"] != recorded["sha256"]:
+        log.warning(
+            "%s changed since the serving model was trained on it; retraining on it as it is now",
+            data["interactions"],
+        )
     base, _ = load_interactions(DataSpec.from_dict(data), progress=False)
     return base
 
