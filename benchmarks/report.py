@@ -17,6 +17,7 @@ Results = dict[str, Any]
 ENDPOINT_LABELS = {
     "baseline": "/bench/baseline (constant JSON)",
     "recommend": "/recommend computed",
+    "recommend_fresh": "/recommend computed, user with 5 fresh feedback events",
     "recommend_cache": "/recommend cache hit",
     "similar": "/similar-items",
 }
@@ -155,6 +156,16 @@ def table(results: Results) -> str:
                     )
 
                 row(f"{label} c={c}: rps (of baseline); p50/p95/p99", cell)
+        top = str(max(results.get("concurrencies", [1])))
+
+        def fresh_cost(s: str) -> str:
+            plain = _get(svc, s, "recommend", "by_concurrency", top, "p99_ms")
+            fresh = _get(svc, s, "recommend_fresh", "by_concurrency", top, "p99_ms")
+            if plain is None or fresh is None:
+                return "–"
+            return f"{fresh:.2f} vs {plain:.2f} ms ({fresh / plain - 1:+.0%})"
+
+        row(f"/recommend p99 with fresh feedback vs without, c={top}", fresh_cost)
         row(
             "service CPU per request (µs) base / rec / sim, c=8",
             lambda s: " / ".join(

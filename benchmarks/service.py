@@ -225,6 +225,35 @@ def endpoint_paths(cat: Catalogue, n: int = 2000, k: int = 10) -> dict[str, list
     }
 
 
+def post_fresh_feedback(
+    server: ServerProcess, cat: Catalogue, paths: Sequence[str], per_user: int = 5
+) -> None:
+    """Give every user of ``paths`` (/recommend paths) ``per_user`` click events on random items,
+    through POST /feedback in batches of 500."""
+    users = [p.split("user_id=")[1].split("&")[0] for p in paths]
+    rng = np.random.default_rng(cat.spec.seed + 5)
+    events = [
+        {"user_id": u, "item_id": f"i{i}", "type": "click"}
+        for u in users
+        for i in rng.choice(cat.spec.n_items, size=per_user, replace=False).tolist()
+    ]
+    with httpx.Client(base_url=server.base_url, timeout=60) as client:
+        for b in range(0, len(events), 500):
+            r = client.post("/feedback", json={"events": events[b : b + 500]})
+            if r.status_code != 202:
+                raise BenchError(f"POST /feedback answered {r.status_code}: {r.text[:300]}")
+
+
+def _migrated_sqlite(directory: str) -> str:
+    from eventstore import open_event_store
+
+    url = f"sqlite:///{directory}/events.db"
+    store = open_event_store(url)
+    store.upgrade()
+    store.close()
+    return url
+
+
 def _warm(server: ServerProcess, paths: Sequence[str], limit: int | None = 200) -> list[str]:
     """Request each path once (all of them, for a cache warm-up); return the answers' sources."""
     sources = []
@@ -303,14 +332,24 @@ def run_service(
     raw_mb = (cat.embedding_bytes + cat.index_bytes) / 2**20
     result: dict[str, Any] = {"n_items": cat.spec.n_items, "endpoints": {}, "raw_mb": raw_mb}
     no_cache = {"RECSERVE_CACHE_SIZE": "0"}
-    with ServerProcess(cat.store_root, None, extra_env=no_cache, workers=workers) as server:
-        result["load_seconds"] = server.load_seconds
-        result["rss_mb"], _ = proc_rss_mb(server.pid)
-        for name in ("baseline", "recommend", "similar"):
-            _warm(server, paths[name])
-        plan = [("recommend", paths["recommend"]), ("similar", paths["similar"])]
-        runs = _measure(server, plan, concurrencies, duration_s, log, cat.spec.n_items)
-        result["rss_mb_after"], result["rss_peak_mb"] = proc_rss_mb(server.pid)
+    with tempfile.TemporaryDirectory() as events_dir:
+        env = {**no_cache, "RECSERVE_DATABASE_URL": _migrated_sqlite(events_dir)}
+        with ServerProcess(cat.store_root, None, extra_env=env, workers=workers) as server:
+            result["load_seconds"] = server.load_seconds
+            result["rss_mb"], _ = proc_rss_mb(server.pid)
+            # "recommend_fresh": users with 5 fresh clicks each (in-process fresh state), the cost
+            # of the feedback loop's "at once" on the request path; same service, same run
+            fresh = post_fresh_feedback(server, cat, paths["recommend"])
+            for name in ("baseline", "recommend", "similar"):
+                _warm(server, paths[name])
+            _warm(server, fresh)
+            plan = [
+                ("recommend", paths["recommend"]),
+                ("recommend_fresh", fresh),
+                ("similar", paths["similar"]),
+            ]
+            runs = _measure(server, plan, concurrencies, duration_s, log, cat.spec.n_items)
+            result["rss_mb_after"], result["rss_peak_mb"] = proc_rss_mb(server.pid)
     if redis_url:
         prefix = f"recserve-bench-{os.getpid()}-{cat.spec.n_items}"
         env = {**no_cache, "RECSERVE_REDIS_PREFIX": prefix}

@@ -8,6 +8,7 @@ from model_store.bundle import read_bundle, write_bundle
 from model_store.errors import (
     BundleError,
     ChecksumMismatch,
+    CurrentMoved,
     InconsistentBundle,
     MissingFile,
     NoModelPublished,
@@ -21,6 +22,7 @@ from model_store.store import LocalStore, ModelStore, open_store
 __all__ = [
     "BundleError",
     "ChecksumMismatch",
+    "CurrentMoved",
     "InconsistentBundle",
     "LocalStore",
     "MissingFile",

@@ -30,6 +30,10 @@ class VersionNotFound(StoreError):
     """A version named by the caller is not in the store."""
 
 
+class CurrentMoved(StoreError):
+    """CURRENT is no longer the version a compare-and-set promote expected (another writer won)."""
+
+
 class BundleError(StoreError):
     """A bundle failed verification; ``reason`` is a short machine-friendly label for metrics."""
 

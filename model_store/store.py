@@ -25,6 +25,7 @@ from model_store.backends import VERSIONS, Backend, LocalBackend, check_version_
 from model_store.bundle import read_bundle, write_bundle
 from model_store.errors import (
     BundleError,
+    CurrentMoved,
     InconsistentBundle,
     MissingFile,
     NoModelPublished,
@@ -179,9 +180,23 @@ class ModelStore:
         self.backend.write_atomic(HISTORY, ("\n".join(stack) + "\n").encode())
         self.backend.write_atomic(CURRENT, (version + "\n").encode())
 
-    def promote(self, version: str) -> None:
-        """Point CURRENT at an existing version, after verifying it in full."""
+    def promote(self, version: str, expect_current: str | None = None) -> None:
+        """Point CURRENT at an existing version, after verifying it in full.
+
+        With ``expect_current``, only while CURRENT is still that version (a compare-and-set under
+        the store's lock, on every backend): a job that started from a CURRENT someone has since
+        replaced gets :class:`CurrentMoved` instead of overwriting the newer model.
+        """
         with self.backend.lock():
+            if expect_current is not None:
+                try:
+                    current: str | None = self.current_version()
+                except NoModelPublished:
+                    current = None
+                if current != expect_current:
+                    raise CurrentMoved(
+                        f"{self.uri}: CURRENT is {current}, not {expect_current}: not promoting {version}"
+                    )
             self.verify(version)
             self._set_current(version)
 

@@ -41,6 +41,38 @@ class QueryBuilder:
         f = self.features
         return Queries(self.user_emb[users], f.user_features[users], f.user_profile[users])
 
+    def known_with_recent(self, users: np.ndarray, recent: Sequence[np.ndarray]) -> Queries:
+        """Known users whose latest items arrived after training (``recent[r]``, oldest first,
+        possibly empty): :meth:`known`, with the ``recent_vec_*`` block slid forward.
+
+        The block is the mean item vector of the user's last ``w = recent_window`` items (all of
+        them when None). With ``m`` new items it becomes the mean of the last ``min(m, w)`` new
+        ones and the ``keep = min(n, w - min(m, w))`` most recent training items, ``n`` the
+        user's training items. The bundle stores the old block (a mean), not which items it
+        averaged, so those ``keep`` items are taken at the old block's mean:
+        ``(keep * old + m' * new) / (keep + m')``. Exact when ``m >= w``, or when the training
+        items all lie in the window. Embedding and tag profile stay as trained; a model
+        without the block (``n_vector == 0``) gets :meth:`known` unchanged.
+        """
+        users = np.asarray(users, np.int64).reshape(-1)
+        q = self.known(users)
+        f = self.features
+        d = f.n_vector
+        if not d or not any(len(h) for h in recent):
+            return q
+        feats = np.array(q.feats, np.float32, copy=True)
+        w = self.recent_window
+        for r, history in enumerate(recent):
+            m = len(history)
+            if m == 0:
+                continue
+            used = min(m, w) if w else m
+            n = len(self.seen(int(users[r])))
+            keep = max(0, min(n, w - used)) if w else n
+            new = f.recent_block([np.asarray(history, np.int64)], w)[0]
+            feats[r, -d:] = (keep * feats[r, -d:] + used * new) / (keep + used)
+        return Queries(q.emb, feats, q.profiles)
+
     def from_items(self, histories: Sequence[np.ndarray]) -> Queries:
         """One row per user known only by items (each list non-empty, oldest first).
 

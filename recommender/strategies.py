@@ -91,6 +91,33 @@ class PersonalizedStrategy:
             self.queries.known(users), k, exclude, allowed, diversity, n_candidates, timings
         )
 
+    def recommend_fresh(
+        self,
+        subjects: np.ndarray,
+        seen: Sequence[np.ndarray],
+        recent: Sequence[np.ndarray],
+        k: int,
+        *,
+        exclude_seen: bool = True,
+        exclude_items: np.ndarray | None = None,
+        allowed: np.ndarray | None = None,
+        diversity: float = 0.0,
+        n_candidates: int | None = None,
+        timings: Timings | None = None,
+    ) -> list[Recommendations]:
+        """:meth:`recommend` for known users with interactions newer than the model: ``seen[r]``
+        joins user r's own items (left out with ``exclude_seen``) and ``recent[r]`` (oldest
+        first) slides the recent-items feature (:meth:`QueryBuilder.known_with_recent`). With
+        empty lists, the same answer as :meth:`recommend`."""
+        users = np.asarray(subjects, dtype=np.int64).reshape(-1)
+        own = [
+            np.concatenate([self.queries.seen(int(u)), np.asarray(extra, np.int64)]) if exclude_seen else None
+            for u, extra in zip(users.tolist(), seen, strict=True)
+        ]
+        exclude = merge_exclusions(own, exclude_items)
+        queries = self.queries.known_with_recent(users, recent)
+        return self.pipeline.recommend(queries, k, exclude, allowed, diversity, n_candidates, timings)
+
 
 @dataclass
 class RecentItemsStrategy:

@@ -14,12 +14,14 @@ import logging
 import sys
 from collections.abc import Sequence
 
-from recserve import bench_cmd, commands, precompute_cmd, store_cmd
+from recserve import bench_cmd, commands, db_cmd, precompute_cmd, retrain_cmd, store_cmd
 
 # Expected failures from the layers below, by (module, class name): the classes are looked up in
 # sys.modules when an error happens, so naming them here imports nothing (model_store pulls torch).
 _EXPECTED = (
     ("model_store.errors", "StoreError"),  # missing store, version, damaged bundle …
+    ("eventstore.events", "EventStoreError"),  # database unreachable, schema missing, lock held
+    ("training.feedback_data", "RetrainError"),  # base data the manifest names cannot be rebuilt
     ("redis.exceptions", "RedisError"),
     ("botocore.exceptions", "BotoCoreError"),  # S3 endpoint unreachable, no credentials
     ("botocore.exceptions", "ClientError"),  # S3 access denied …
@@ -89,6 +91,13 @@ def build_parser() -> argparse.ArgumentParser:
     precompute_cmd.add_arguments(p)
     p.set_defaults(func=precompute_cmd.run)
 
+    p = sub.add_parser("db", help="the feedback event store's schema: upgrade (migrate) or status")
+    db_cmd.add_arguments(p)
+
+    p = sub.add_parser("retrain", help="base data + feedback events -> train, publish, precompute, promote")
+    retrain_cmd.add_arguments(p)
+    p.set_defaults(func=retrain_cmd.run)
+
     p = sub.add_parser("bench", help="benchmark retrieval, the service under load, stages and memory")
     bench_cmd.add_arguments(p)
     p.set_defaults(func=bench_cmd.run)
@@ -122,7 +131,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     for noisy in ("faiss", "httpx"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     args = build_parser().parse_args(argv)
-    name = " ".join(str(p) for p in (args.command, getattr(args, "experiment", None)) if p)
+    name = " ".join(
+        str(p) for p in (args.command, getattr(args, "experiment", None), getattr(args, "action", None)) if p
+    )
     try:
         return int(args.func(args) or 0)
     except KeyboardInterrupt:

@@ -162,6 +162,19 @@ class _BackgroundServer:
         self.thread.join(timeout=10)
 
 
+def _demo_feedback(client: Any, user: str, answer: dict[str, Any]) -> None:
+    """A click on the top item, then the same request: the item is gone from the next answer."""
+    top = answer["items"][0]["item_id"]
+    event = {"user_id": user, "item_id": top, "type": "click", "recomm_id": answer["recomm_id"]}
+    resp = client.post("/feedback", json=event)
+    print(f"\nPOST /feedback {json.dumps(event)} -> {resp.status_code}\n{resp.text}")
+    if resp.status_code != 202:
+        raise CLIError(f"/feedback answered {resp.status_code}: {resp.text}")
+    again = client.get("/recommend", params={"user_id": user, "k": 5}).json()
+    shown = ", ".join(i["item_id"] for i in again["items"])
+    print(f"GET /recommend?user_id={user}&k=5 again: {shown} ({top} clicked, so left out)")
+
+
 def demo(args: argparse.Namespace) -> int:
     import httpx
 
@@ -184,6 +197,14 @@ def demo(args: argparse.Namespace) -> int:
     print(f"[3/4] published {version} to {store_uri}; offline test metrics (train items masked):")
     print(_format_metrics(metrics))
     settings = Settings(store_uri=store_uri, host=args.host, port=args.port)
+    # The demo migrates its own event store (serve does not: `recserve db upgrade` is a deploy step).
+    from eventstore import open_event_store
+
+    events = open_event_store(settings.database_url)
+    try:
+        events.upgrade()
+    finally:
+        events.close()
     server = _BackgroundServer(create_app(settings), args.host, args.port)
     port = server.start()
     base = f"http://{args.host}:{port}"
@@ -191,6 +212,7 @@ def demo(args: argparse.Namespace) -> int:
     user, item = data.user_ids[0], data.item_ids[0]
     try:
         with httpx.Client(base_url=base, timeout=10) as client:
+            answers = []
             for path, params in (
                 ("/recommend", {"user_id": user, "k": 5}),
                 ("/similar-items", {"item_id": item, "k": 5}),
@@ -201,6 +223,8 @@ def demo(args: argparse.Namespace) -> int:
                 print(_pretty(resp.json()))
                 if resp.status_code != 200:
                     raise CLIError(f"{path} answered {resp.status_code}")
+                answers.append(resp.json())
+            _demo_feedback(client, user, answers[0])
         print(f"\ndemo ready in {time.perf_counter() - started:.1f} s")
         if args.once:
             return 0

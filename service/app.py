@@ -13,12 +13,14 @@ from fastapi import FastAPI
 
 from service.auth import KeyRing, metrics_dependencies, protected_by
 from service.errors import install_error_handlers
+from service.feedback import Feedback
+from service.fresh import build_fresh_store
 from service.limits import BodySizeLimitMiddleware, apply_limits_to_openapi
 from service.lists import CachedLists, build_list_cache
 from service.metrics import Metrics, MetricsMiddleware
 from service.opsmetrics import start_metrics_server, watch_state
 from service.requestlog import RequestContextMiddleware
-from service.routers import admin, bench, dashboard, health, recommend, similar
+from service.routers import admin, bench, dashboard, feedback, health, recommend, similar
 from service.settings import Settings
 from service.state import ModelHolder
 from service.strategies import Serving, filter_attributes
@@ -51,6 +53,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     lists = CachedLists(build_list_cache(settings, metrics), metrics)
     api_keys = KeyRing.from_settings(settings)  # an unreadable keys file stops the start here
     watch_state(metrics, holder, lists.cache, settings)  # model age/loaded/refused, breaker, build info
+    fresh = build_fresh_store(settings, metrics)
+    events = Feedback(settings.database_url, holder, metrics, fresh)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -70,6 +74,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             if metrics_server is not None:
                 metrics_server.shutdown()
                 metrics_server.server_close()
+            fresh.close()
+            events.close()
             if poller is not None:
                 poller.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
@@ -86,11 +92,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.holder = holder
     app.state.cache = lists.cache
     app.state.api_keys = api_keys
-    app.state.serving = Serving(holder, settings, metrics, lists)
+    app.state.serving = Serving(holder, settings, metrics, lists, fresh)
+    app.state.feedback = events
     install_error_handlers(app)
-    # Every list endpoint behind the API keys when they are configured; probes stay open.
+    # Every list and feedback endpoint behind the API keys when they are configured; probes stay open.
     app.include_router(recommend.router, **protected_by(api_keys))
     app.include_router(similar.router, **protected_by(api_keys))
+    app.include_router(feedback.router, **protected_by(api_keys))
     app.include_router(health.router)
     if settings.metrics_port is None:  # else served on its own port by the lifespan
         app.include_router(health.metrics_router, dependencies=metrics_dependencies(settings))

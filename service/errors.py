@@ -16,13 +16,21 @@ from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 
-from service.exceptions import InvalidRequest, NoModel, NotFound, ServingError
+from service.exceptions import EventStoreUnavailable, InvalidRequest, NoModel, NotFound, ServingError
 from service.responses import FastJSONResponse
+from service.schemas import UNION_TAGS
 
 log = logging.getLogger("recserve.errors")
 
 #: domain error class → HTTP status (the first matching base class wins)
-STATUS: tuple[tuple[type[ServingError], int], ...] = ((NoModel, 503), (NotFound, 404), (InvalidRequest, 422))
+STATUS: tuple[tuple[type[ServingError], int], ...] = (
+    (NoModel, 503),
+    (EventStoreUnavailable, 503),
+    (NotFound, 404),
+    (InvalidRequest, 422),
+)
+#: request fields that are not fields: where the value came from, and the tags of body unions
+_NOT_FIELDS = frozenset(("body", "query", "path", "header", *UNION_TAGS))
 
 
 class APIError(Exception):
@@ -45,13 +53,17 @@ def _field_name(error: dict[str, Any]) -> str | None:
     """Dotted path of the offending field (``item_filter.include``, ``user_ids.3``), or None when
     the body as a whole is at fault (not JSON, missing). Pydantic's ``loc`` starts with where the
     value came from (``body``/``query``/``path``) and, for bad JSON, ends with a byte offset."""
-    if (
-        error.get("type") in ("json_invalid", "model_attributes_type", "dict_type")
-        and len(error.get("loc", ())) <= 2
-    ):
+    loc = [p for p in error.get("loc", ()) if p not in UNION_TAGS]
+    if error.get("type") in ("json_invalid", "model_attributes_type", "dict_type") and len(loc) <= 2:
         return None
-    parts = [str(p) for p in error.get("loc", ()) if p not in ("body", "query", "path", "header")]
+    parts = [str(p) for p in loc if p not in _NOT_FIELDS]
     return ".".join(parts) or None
+
+
+def _count_feedback_refusal(request: Request, reason: str) -> None:
+    """``recserve_feedback_rejected_total{reason}``: a refused POST /feedback stores nothing."""
+    if request.url.path == "/feedback":
+        request.app.state.metrics.feedback_rejected.labels(reason).inc()
 
 
 #: methods probed for ``Allow`` (OPTIONS and TRACE are served by no route here)
@@ -75,7 +87,8 @@ def allowed_methods(request: Request) -> str:
 
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ServingError)
-    async def _serving(_: Request, exc: ServingError) -> FastJSONResponse:
+    async def _serving(request: Request, exc: ServingError) -> FastJSONResponse:
+        _count_feedback_refusal(request, "storage" if isinstance(exc, EventStoreUnavailable) else "invalid")
         return FastJSONResponse(error_body(exc.code, exc.message, exc.field), status_code=status_of(exc))
 
     @app.exception_handler(APIError)
@@ -83,7 +96,8 @@ def install_error_handlers(app: FastAPI) -> None:
         return FastJSONResponse(error_body(exc.code, exc.message, exc.field), status_code=exc.status)
 
     @app.exception_handler(RequestValidationError)
-    async def _validation(_: Request, exc: RequestValidationError) -> FastJSONResponse:
+    async def _validation(request: Request, exc: RequestValidationError) -> FastJSONResponse:
+        _count_feedback_refusal(request, "invalid")
         errors = exc.errors()
         first = errors[0] if errors else {"loc": (), "msg": "invalid request"}
         field = _field_name(dict(first))

@@ -5,9 +5,11 @@ service raises these and never thinks about HTTP::
 
     ServingError                     code          field
     ├── NoModel                      no_model      -        nothing loaded yet (503)
+    ├── EventStoreUnavailable        event_store_unavailable  the feedback database (503)
     ├── InvalidRequest                                      a request the service refuses (422)
     │   ├── KTooLarge                validation_error  k
-    │   ├── BatchTooLarge            batch_too_large   user_ids
+    │   ├── BatchTooLarge            batch_too_large   user_ids / events
+    │   ├── UnknownEventType         unknown_event_type type / events.<i>.type
     │   └── UnknownFilterAttribute   unknown_attribute item_filter.<side>.<attribute>
     └── NotFound                                            an id the model does not know (404)
         ├── UnknownUser              unknown_user      user_id / user_ids.<i>
@@ -35,6 +37,12 @@ class NoModel(ServingError):
         super().__init__("no model is loaded yet; see /readyz")
 
 
+class EventStoreUnavailable(ServingError):
+    """The event store cannot take the events (unreachable, no schema): nothing was stored."""
+
+    code = "event_store_unavailable"
+
+
 class InvalidRequest(ServingError):
     code = "validation_error"
 
@@ -47,10 +55,22 @@ class KTooLarge(InvalidRequest):
 class BatchTooLarge(InvalidRequest):
     code = "batch_too_large"
 
-    def __init__(self, size: int, limit: int) -> None:
-        super().__init__(
-            f"user_ids: at most {limit} users per batch (max_batch_size), got {size}", "user_ids"
-        )
+    def __init__(
+        self,
+        size: int,
+        limit: int,
+        field: str = "user_ids",
+        what: str = "users",
+        setting: str = "max_batch_size",
+    ) -> None:
+        super().__init__(f"{field}: at most {limit} {what} per batch ({setting}), got {size}", field)
+
+
+class UnknownEventType(InvalidRequest):
+    code = "unknown_event_type"
+
+    def __init__(self, given: str, known: tuple[str, ...], field: str) -> None:
+        super().__init__(f"{field}: {given!r} is not one of the feedback_types {', '.join(known)}", field)
 
 
 class UnknownFilterAttribute(InvalidRequest):

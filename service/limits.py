@@ -119,7 +119,8 @@ def _set_max(schema: dict[str, Any], key: str, value: int) -> None:
 def apply_limits_to_openapi(
     app: FastAPI, settings: Settings, attributes: Callable[[], list[str] | None] = lambda: None
 ) -> None:
-    """Write ``max_k``, ``max_batch_size`` and the served model's filter attributes into the
+    """Write ``max_k``, ``max_batch_size``, the feedback types and batch limit, and the served
+    model's filter attributes into the
     served schema, so clients (and schema-driven test tools) see the limits the service enforces.
 
     ``attributes()`` names the item attributes the current model's filters accept (None: no model
@@ -140,6 +141,14 @@ def apply_limits_to_openapi(
         batch = components.get("BatchRecommendRequest", {}).get("properties", {})
         if "user_ids" in batch:
             _set_max(batch["user_ids"], "maxItems", settings.max_batch_size)
+        event = components.get("FeedbackEvent", {}).get("properties", {})
+        if "type" in event:  # the configured types, not any string
+            event["type"] = {**event["type"], "enum": list(settings.feedback_types)}
+            for bound in ("minLength", "maxLength"):
+                event["type"].pop(bound, None)
+        events = components.get("FeedbackBatch", {}).get("properties", {})
+        if "events" in events:
+            _set_max(events["events"], "maxItems", settings.feedback_max_batch)
         for path in schema.get("paths", {}).values():
             for op in path.values():
                 for param in op.get("parameters", []) if isinstance(op, dict) else []:

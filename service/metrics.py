@@ -116,6 +116,46 @@ class Metrics:
             r,
         )
         self.build_info = Info("recserve_build", "Version and VCS revision of this build.", registry=r)
+        # -- the feedback loop: CTR per model version is
+        #    sum by (version) (rate(recserve_feedback_credited_total{type="click"}[1h]))
+        #    / sum by (version) (rate(recserve_lists_served_total[1h]))
+        self.lists_served = Counter(
+            "recserve_lists_served_total",
+            "Lists answered (each with a recomm_id), by model version and strategy.",
+            ["version", "strategy"],
+            registry=r,
+        )
+        self.feedback_events = Counter(
+            "recserve_feedback_events_total",
+            "Feedback events by type and result: accepted (stored) or duplicate (event_id seen before).",
+            ["type", "result"],
+            registry=r,
+        )
+        self.feedback_rejected = Counter(
+            "recserve_feedback_rejected_total",
+            "POST /feedback requests refused, nothing stored: invalid (4xx) or storage (503).",
+            ["reason"],
+            registry=r,
+        )
+        self.feedback_unknown = Counter(
+            "recserve_feedback_unknown_total",
+            "Accepted events whose user or item the serving model does not know, by kind.",
+            ["kind"],
+            registry=r,
+        )
+        self.feedback_credited = Counter(
+            "recserve_feedback_credited_total",
+            "Accepted events carrying a recomm_id, by the served list's model version, strategy and "
+            "event type (version 'other': a list this process did not serve).",
+            ["version", "strategy", "type"],
+            registry=r,
+        )
+        self.feedback_commit_seconds = Histogram(
+            "recserve_feedback_commit_seconds",
+            "Time to store one POST /feedback batch durably (the 202 waits for it).",
+            buckets=(0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0),
+            registry=r,
+        )
         # process_* (CPU, RSS, open fds) and python_info, in this registry rather than the global one.
         ProcessCollector(registry=r)
         PlatformCollector(registry=r)

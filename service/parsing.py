@@ -12,16 +12,27 @@ The providers are ``async def`` (see ``service/deps.py``): a sync dependency cos
 
 from __future__ import annotations
 
+import time
 from typing import Annotated
 
 from fastapi import Depends, Query
 
+from eventstore import Event
 from recommender.filters import ItemFilter
 from service.deps import SettingsDep
-from service.exceptions import BatchTooLarge, KTooLarge
+from service.exceptions import BatchTooLarge, KTooLarge, UnknownEventType
+from service.feedback import FeedbackCommand
 from service.limits import MAX_QUERY_IDS
 from service.queries import BatchQuery, RecommendQuery, SimilarQuery
-from service.schemas import BatchRecommendRequest, ItemFilterModel, RecommendRequest, SimilarRequest
+from service.schemas import (
+    BatchRecommendRequest,
+    FeedbackBatch,
+    FeedbackBody,
+    FeedbackEvent,
+    ItemFilterModel,
+    RecommendRequest,
+    SimilarRequest,
+)
 from service.settings import Settings
 
 IdQuery = Annotated[str, Query(min_length=1, max_length=256)]
@@ -118,8 +129,26 @@ async def similar_from_body(settings: SettingsDep, req: SimilarRequest) -> Simil
     )
 
 
+async def feedback_from_body(settings: SettingsDep, req: FeedbackBody) -> FeedbackCommand:
+    """One event or a batch, as events; a batch over ``feedback_max_batch`` or an event of an
+    unknown type refuses the request whole, naming the field (``events.3.type``)."""
+    single = isinstance(req, FeedbackEvent)
+    given = [req] if single else req.events
+    if isinstance(req, FeedbackBatch) and len(given) > settings.feedback_max_batch:
+        raise BatchTooLarge(len(given), settings.feedback_max_batch, "events", "events", "feedback_max_batch")
+    now = time.time()
+    events = []
+    for i, e in enumerate(given):
+        if e.type not in settings.feedback_types:
+            raise UnknownEventType(e.type, settings.feedback_types, "type" if single else f"events.{i}.type")
+        timestamp = now if e.timestamp is None else e.timestamp
+        events.append(Event(e.user_id, e.item_id, e.type, timestamp, e.event_id, e.recomm_id, e.weight))
+    return FeedbackCommand(tuple(events))
+
+
 RecommendGet = Annotated[RecommendQuery, Depends(recommend_from_query)]
 RecommendPost = Annotated[RecommendQuery, Depends(recommend_from_body)]
 BatchPost = Annotated[BatchQuery, Depends(batch_from_body)]
 SimilarGet = Annotated[SimilarQuery, Depends(similar_from_query)]
 SimilarPost = Annotated[SimilarQuery, Depends(similar_from_body)]
+FeedbackPost = Annotated[FeedbackCommand, Depends(feedback_from_body)]

@@ -1,5 +1,8 @@
 """Every response body of the list endpoints, built here and only here.
 
+Every list carries a fresh ``recomm_id`` (``service/recomm.py``): the id feedback on its items
+sends back, which encodes the model version and strategy the click is credited to.
+
 Answers arrive in internal item indices (:class:`~service.answers.ListAnswer`); this is where they
 become external ids — once, at the end — with scores, optional reasons, and ``complete``/``notes``.
 The shapes are the pydantic response models in ``service/schemas.py``; bodies are plain dicts
@@ -15,6 +18,7 @@ import numpy as np
 
 from recommender.model import RecommenderModel
 from service.answers import ListAnswer
+from service.recomm import new_recomm_id
 from service.responses import FastJSONResponse
 from service.state import LoadedModel
 
@@ -33,6 +37,7 @@ def recommend_body(
             item["reason"] = reason
     body: dict[str, Any] = {
         "model_version": model.version,
+        "recomm_id": new_recomm_id(model.version, answer.strategy or "personalized"),
         "user_id": user_id,
         "source": answer.source,
         "strategy": answer.strategy,
@@ -45,12 +50,17 @@ def batch_body(
     model: RecommenderModel, user_ids: tuple[str, ...], answers: list[ListAnswer], explain: bool
 ) -> dict[str, Any]:
     results = [recommend_body(model, u, a, explain) for u, a in zip(user_ids, answers, strict=True)]
-    return {"model_version": model.version, "results": results}
+    return {
+        "model_version": model.version,
+        "recomm_id": new_recomm_id(model.version, "batch"),
+        "results": results,
+    }
 
 
 def similar_body(model: RecommenderModel, item_id: str, answer: ListAnswer) -> dict[str, Any]:
     body: dict[str, Any] = {
         "model_version": model.version,
+        "recomm_id": new_recomm_id(model.version, "similar_items"),
         "item_id": item_id,
         "source": answer.source,
         "items": _items(model, answer),

@@ -18,7 +18,16 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Discriminator,
+    Field,
+    StringConstraints,
+    Tag,
+)
 
 # Identifier strings: non-empty, bounded. Ids are the data set's own, so no pattern is imposed.
 Id = Annotated[str, StringConstraints(min_length=1, max_length=256)]
@@ -143,8 +152,15 @@ class ScoredItem(BaseModel):
     reason: Reason | None = Field(None, description="Present when the request set explain=true.")
 
 
+RECOMM_ID_DOC = (
+    "Unique id of this served list: send it back with feedback on its items (POST /feedback) to "
+    "credit them to the list's model version and strategy."
+)
+
+
 class _ListResponse(BaseModel):
     model_version: str
+    recomm_id: str = Field(description=RECOMM_ID_DOC)
     source: Source = "computed"
     items: list[ScoredItem]
     complete: bool = Field(
@@ -163,8 +179,77 @@ class RecommendResponse(_ListResponse):
 
 class BatchRecommendResponse(BaseModel):
     model_version: str
+    recomm_id: str = Field(
+        description="Unique id of this answer; each result carries its own recomm_id for its list."
+    )
     results: list[RecommendResponse] = Field(description="One entry per requested user, in order.")
 
 
 class SimilarResponse(_ListResponse):
     item_id: str
+
+
+# -- POST /feedback ---------------------------------------------------------------------------------
+
+
+def _utf8(value: str) -> str:
+    """Refuse lone surrogates (JSON can carry them, UTF-8 databases cannot store them)."""
+    try:
+        value.encode()
+    except UnicodeEncodeError as exc:
+        raise ValueError("not valid Unicode text (lone surrogate)") from exc
+    return value
+
+
+#: ids an event carries: no NUL (PostgreSQL text cannot hold it), valid Unicode
+EventId = Annotated[
+    str, StringConstraints(min_length=1, max_length=256, pattern=r"^[^\x00]*$"), AfterValidator(_utf8)
+]
+#: Unix seconds up to 2100-01-01
+MAX_TIMESTAMP = 4_102_444_800.0
+#: the two body forms, told apart by an ``events`` key; the tags are stripped from error fields
+UNION_TAGS = ("single-event", "event-batch")
+
+
+class FeedbackEvent(BaseModel):
+    """One interaction. Users and items the model does not know are accepted (that is how new
+    ones arrive) and counted."""
+
+    model_config = STRICT
+    user_id: EventId
+    item_id: EventId
+    type: str = Field(min_length=1, max_length=32, description="One of the service's feedback_types.")
+    timestamp: float | None = Field(
+        None,
+        ge=0,
+        le=MAX_TIMESTAMP,
+        allow_inf_nan=False,
+        description="Unix seconds; omitted = when received.",
+    )
+    event_id: EventId | None = Field(None, description="Idempotency key: the same event_id is stored once.")
+    recomm_id: EventId | None = Field(None, description="The recomm_id of the list the item was shown in.")
+    weight: float = Field(1.0, ge=-1e6, le=1e6, allow_inf_nan=False, description="Kept for trainers.")
+
+
+class FeedbackBatch(BaseModel):
+    model_config = STRICT
+    events: list[FeedbackEvent] = Field(
+        min_length=1, description="At most feedback_max_batch events; one bad event refuses them all."
+    )
+
+
+def _feedback_form(value: object) -> str:
+    return UNION_TAGS[1] if isinstance(value, dict) and "events" in value else UNION_TAGS[0]
+
+
+FeedbackBody = Annotated[
+    Annotated[FeedbackEvent, Tag(UNION_TAGS[0])] | Annotated[FeedbackBatch, Tag(UNION_TAGS[1])],
+    Discriminator(_feedback_form),
+]
+
+
+class FeedbackResponse(BaseModel):
+    accepted: int = Field(description="Events stored now (committed before this answer).")
+    duplicates: int = Field(description="Events whose event_id was already stored (stored once).")
+    unknown_users: int = Field(description="Accepted events whose user the serving model does not know.")
+    unknown_items: int = Field(description="Accepted events whose item the serving model does not know.")

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Literal
+import re
+from typing import Annotated, Literal
 
-from pydantic import Field, SecretStr, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from listcache import DEFAULTS as LISTS
+
+_TYPE_NAME = re.compile(r"[a-z][a-z0-9_]{0,31}")
 
 
 class Settings(BaseSettings):
@@ -105,6 +108,60 @@ class Settings(BaseSettings):
         if not value.startswith(("redis://", "rediss://", "unix://")):
             raise ValueError(f"must start with redis://, rediss:// or unix://, got {value!r}")
         return value
+
+    # -- the feedback loop (docs/feedback.md) --
+    database_url: str = Field(
+        "sqlite:///var/events.db",
+        description="Event store: sqlite:///PATH or postgresql://…; tables from `recserve db upgrade`.",
+    )
+    feedback_types: Annotated[tuple[str, ...], NoDecode] = Field(
+        ("view", "click", "purchase", "like", "dislike"),
+        description="Event types POST /feedback accepts (comma-separated).",
+    )
+    feedback_positive_types: Annotated[tuple[str, ...], NoDecode] = Field(
+        ("click", "purchase", "like"),
+        description="Types that are interactions: recent items at once, training pairs on retrain.",
+    )
+    feedback_max_batch: int = Field(
+        500, ge=1, le=10_000, description="Most events one POST /feedback may carry."
+    )
+    fresh_max_items: int = Field(
+        50,
+        ge=1,
+        le=1000,
+        description="Latest events kept per user for the next request (Redis or in-process).",
+    )
+    fresh_ttl_s: int = Field(
+        172_800,
+        ge=1,
+        description="Seconds a user's fresh events are kept after their last (> retrain interval).",
+    )
+    fresh_max_users: int = Field(
+        100_000, ge=1, description="Users whose fresh events are kept in-process (without Redis)."
+    )
+
+    @field_validator("feedback_types", "feedback_positive_types", mode="before")
+    @classmethod
+    def _type_list(cls, value: object) -> object:
+        """``click,like`` (the environment's form) or a list; names become metric label values,
+        so they are short lower-case words."""
+        if isinstance(value, str):
+            value = [v.strip() for v in value.split(",") if v.strip()]
+        if isinstance(value, list | tuple):
+            bad = [v for v in value if not isinstance(v, str) or not _TYPE_NAME.fullmatch(v)]
+            if bad:
+                raise ValueError(f"event types are 1..32 of a-z, 0-9, _ starting with a letter; got {bad}")
+            return tuple(dict.fromkeys(value))
+        return value
+
+    @model_validator(mode="after")
+    def _positive_types_are_types(self) -> Settings:
+        if not self.feedback_types:
+            raise ValueError("feedback_types: at least one type")
+        extra = sorted(set(self.feedback_positive_types) - set(self.feedback_types))
+        if extra:
+            raise ValueError(f"feedback_positive_types {extra} are not in feedback_types")
+        return self
 
     bench_endpoints: bool = Field(
         False, description="Serve GET /bench/baseline (constant JSON): the benchmark's reference endpoint."

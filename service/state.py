@@ -35,6 +35,14 @@ class LoadedModel:
     def version(self) -> str:
         return self.model.version
 
+    @property
+    def events_watermark(self) -> int:
+        """The last event ``seq`` this model was trained on (``recserve retrain`` records it in
+        the manifest; 0 for a model trained on base data alone)."""
+        data = self.manifest.get("training_config", {}).get("data") or {}
+        events = data.get("events") if isinstance(data, dict) else None
+        return int(events.get("watermark", 0)) if isinstance(events, dict) else 0
+
 
 @dataclass(frozen=True)
 class ReloadResult:

@@ -5,6 +5,12 @@ popularity fallback otherwise (or ``UnknownUser`` with ``cold_start_fallback=err
 reads ``holder.current`` once and uses that model to the end, so a hot swap in the middle of a
 request cannot mix two models in one answer. Cache rules live in ``service/lists.py``,
 response bodies in ``service/presenter.py``.
+
+Fresh feedback (``service/fresh.py``: the user's events newer than the model's watermark) counts
+at once: every fresh item is one of the user's own (left out with ``exclude_seen``, from cached
+lists too, by post-filtering); fresh *positive* items (``feedback_positive_types``) slide a
+known user's recent-items feature where the model has one (then the answer is computed, since
+the ranking itself changed) and are an unknown user's recent items (cold start).
 """
 
 from __future__ import annotations
@@ -15,6 +21,7 @@ from recommender.filters import ItemFilter, UnknownAttribute
 from recommender.model import Recommendations, RecommenderModel
 from service.answers import ListAnswer
 from service.exceptions import NoModel, UnknownFilterAttribute, UnknownItem, UnknownUser
+from service.fresh import FreshItem, FreshStore
 from service.lists import CachedLists, ListRequest
 from service.metrics import Metrics
 from service.queries import BatchQuery, RecommendQuery, SimilarQuery
@@ -57,12 +64,66 @@ def _unknown_recent(model: RecommenderModel, ids: tuple[str, ...]) -> tuple[str,
     return (f"recent_item_ids unknown to model {model.version}, ignored: {shown}",)
 
 
+EMPTY = np.zeros(0, np.int64)
+
+
+class Fresh:
+    """A user's fresh events on one model: ``seen`` every item, ``positive`` the interactions;
+    internal indices, oldest first."""
+
+    __slots__ = ("positive", "seen")
+
+    def __init__(self, seen: np.ndarray = EMPTY, positive: np.ndarray = EMPTY) -> None:
+        self.seen = seen
+        self.positive = positive
+
+    def __bool__(self) -> bool:
+        return len(self.seen) > 0
+
+
+def _cat(*parts: np.ndarray) -> np.ndarray:
+    parts = tuple(p for p in parts if len(p))
+    return np.concatenate(parts) if len(parts) > 1 else (parts[0] if parts else EMPTY)
+
+
 class Serving:
-    def __init__(self, holder: ModelHolder, settings: Settings, metrics: Metrics, lists: CachedLists) -> None:
+    def __init__(
+        self,
+        holder: ModelHolder,
+        settings: Settings,
+        metrics: Metrics,
+        lists: CachedLists,
+        fresh: FreshStore | None = None,
+    ) -> None:
         self.holder = holder
         self.settings = settings
         self.metrics = metrics
         self.lists = lists
+        self.fresh = fresh
+        self.positive_types = frozenset(settings.feedback_positive_types)
+
+    def _fresh(self, loaded: LoadedModel, user_ids: tuple[str, ...]) -> list[Fresh]:
+        """Each user's events newer than the model, on its item indices (unknown items dropped)."""
+        if self.fresh is None:
+            return [Fresh() for _ in user_ids]
+        raw = [self.fresh.get(user_ids[0])] if len(user_ids) == 1 else self.fresh.get_many(user_ids)
+        return [self._on_model(loaded, items) for items in raw]
+
+    def _on_model(self, loaded: LoadedModel, items: list[FreshItem]) -> Fresh:
+        if not items:
+            return Fresh()
+        watermark, ids = loaded.events_watermark, loaded.model.item_ids
+        seen, positive = [], []
+        for f in items:
+            idx = ids.get(f.item_id) if f.seq > watermark else None
+            if idx is not None:
+                seen.append(idx)
+                if f.type in self.positive_types:
+                    positive.append(idx)
+        return Fresh(np.array(seen, np.int64), np.array(positive, np.int64))
+
+    def _served(self, model: RecommenderModel, strategy: str) -> None:
+        self.metrics.lists_served.labels(model.version, strategy).inc()
 
     def loaded(self) -> LoadedModel:
         current = self.holder.current  # the one read of the reference for this request
@@ -85,80 +146,117 @@ class Serving:
         excluded = known_items(model, query.exclude_item_ids)
         recent = known_items(model, query.recent_item_ids)
         notes = _unknown_recent(model, query.recent_item_ids)
+        fresh = self._fresh(loaded, (query.user_id,))[0]
+        own_fresh = fresh.seen if query.exclude_seen else EMPTY
         timings: dict[str, float] = {}
         user = model.user_ids.get(query.user_id)
         if user is not None:
-            drop = np.concatenate([excluded, recent]) if query.exclude_seen and len(recent) else excluded
+            drop = _cat(excluded, recent if query.exclude_seen else EMPTY, own_fresh)
+            slide = len(fresh.positive) > 0 and model.features.n_vector > 0
 
             def compute(n: int) -> Recommendations:
                 self._observe_candidates(model)
-                return model.recommend(
-                    np.array([user]),
-                    n,
-                    exclude_seen=query.exclude_seen,
-                    timings=timings,
-                    exclude_items=drop,
-                    allowed=allowed,
-                    diversity=query.diversity,
-                )[0]
+                options = {"exclude_seen": query.exclude_seen, "exclude_items": drop, "allowed": allowed}
+                users = np.array([user])
+                if slide:
+                    strategy = model.strategies.personalized
+                    return strategy.recommend_fresh(
+                        users,
+                        [EMPTY],
+                        [fresh.positive],
+                        n,
+                        diversity=query.diversity,
+                        timings=timings,
+                        **options,
+                    )[0]
+                return model.recommend(users, n, timings=timings, diversity=query.diversity, **options)[0]
 
-            # never past the candidate count on a miss: more would rank a different candidate list
+            # never past the candidate count on a miss: more would rank a different candidate list;
+            # fresh items are request exclusions to a stored list (post-filtered, never written back)
             req = ListRequest(
-                "recommend", "rec", query.user_id, query.k, query.cacheable, excluded, allowed,
-                max_n=max(query.k, model.n_candidates),
+                "recommend", "rec", query.user_id, query.k, query.cacheable and not slide,
+                _cat(excluded, own_fresh), allowed, max_n=max(query.k, model.n_candidates),
             )  # fmt: skip
             rec, source = self.lists.get_or_compute(model.version, model.n_items, req, compute)
-            answer = ListAnswer(rec, query.k, source, "personalized", model.seen(user), notes)
-        elif len(recent):
+            history = _cat(model.seen(user), fresh.positive)
+            answer = ListAnswer(rec, query.k, source, "personalized", history, notes)
+        elif len(recent) or len(fresh.positive):
+            recent = _cat(fresh.positive, recent)  # stored events first: the request's are newer
             rec = model.recommend_items(
-                recent, query.k, query.exclude_seen, excluded, allowed, query.diversity, timings
+                recent,
+                query.k,
+                query.exclude_seen,
+                _cat(excluded, own_fresh),
+                allowed,
+                query.diversity,
+                timings,
             )
             self._observe_candidates(model)
             answer = ListAnswer(rec, query.k, "computed", "recent_items", recent, notes)
         else:
             self._fallback(model, query.user_id, "user_id")
-            rec = model.popular(query.k, excluded, allowed, query.diversity)
+            rec = model.popular(query.k, _cat(excluded, own_fresh), allowed, query.diversity)
             answer = ListAnswer(rec, query.k, "computed", "popularity", notes=notes)
         self.metrics.observe_stages(timings)
+        self._served(model, answer.strategy or "personalized")
         return loaded, answer
 
     # -- /recommend/batch --------------------------------------------------------------------
     def recommend_batch(self, query: BatchQuery) -> tuple[LoadedModel, list[ListAnswer]]:
-        """All known users in one vectorised retrieval → ranking pass; unknown users share one
-        popularity answer (the fallback does not depend on the user)."""
+        """All known users in one vectorised retrieval → ranking pass; unknown users without
+        fresh events share one popularity answer (the fallback does not depend on the user)."""
         loaded = self.loaded()
         model = loaded.model
         allowed = item_mask(model, query.item_filter)
         excluded = known_items(model, query.exclude_item_ids)
         index = [model.user_ids.get(u) for u in query.user_ids]
+        fresh = self._fresh(loaded, query.user_ids)
         known = [(r, u) for r, u in enumerate(index) if u is not None]
         personal: dict[int, Recommendations] = {}
         timings: dict[str, float] = {}
+        options = {
+            "exclude_seen": query.exclude_seen,
+            "exclude_items": excluded,
+            "allowed": allowed,
+            "diversity": query.diversity,
+            "timings": timings,
+        }
         if known:
             users = np.array([u for _, u in known], np.int64)
-            recs = model.recommend(
-                users,
-                query.k,
-                exclude_seen=query.exclude_seen,
-                timings=timings,
-                exclude_items=excluded,
-                allowed=allowed,
-                diversity=query.diversity,
-            )
+            if any(fresh[r] for r, _ in known):
+                recs = model.strategies.personalized.recommend_fresh(
+                    users, [fresh[r].seen for r, _ in known], [fresh[r].positive for r, _ in known], query.k,
+                    **options,
+                )  # fmt: skip
+            else:
+                recs = model.recommend(users, query.k, **options)
             personal = {r: rec for (r, _), rec in zip(known, recs, strict=True)}
             self._observe_candidates(model)
         popular: Recommendations | None = None
         answers = []
         for r, user_id in enumerate(query.user_ids):
-            user = index[r]
+            user, mine = index[r], fresh[r]
             if user is not None:
-                answers.append(ListAnswer(personal[r], query.k, "computed", "personalized", model.seen(user)))
-                continue
-            self._fallback(model, user_id, f"user_ids.{r}")
-            if popular is None:
-                popular = model.popular(query.k, excluded, allowed, query.diversity)
-            answers.append(ListAnswer(popular, query.k, "computed", "popularity"))
+                history = _cat(model.seen(user), mine.positive)
+                answers.append(ListAnswer(personal[r], query.k, "computed", "personalized", history))
+            elif len(mine.positive):
+                own = _cat(excluded, mine.seen if query.exclude_seen else EMPTY)
+                rec = model.recommend_items(
+                    mine.positive, query.k, query.exclude_seen, own, allowed, query.diversity, timings
+                )
+                answers.append(ListAnswer(rec, query.k, "computed", "recent_items", mine.positive))
+            else:
+                self._fallback(model, user_id, f"user_ids.{r}")
+                if mine and query.exclude_seen:
+                    rec = model.popular(query.k, _cat(excluded, mine.seen), allowed, query.diversity)
+                else:
+                    if popular is None:
+                        popular = model.popular(query.k, excluded, allowed, query.diversity)
+                    rec = popular
+                answers.append(ListAnswer(rec, query.k, "computed", "popularity"))
         self.metrics.observe_stages(timings)
+        for answer in answers:
+            self._served(model, answer.strategy or "personalized")
         return loaded, answers
 
     # -- /similar-items ----------------------------------------------------------------------
@@ -178,4 +276,5 @@ class Serving:
         req = ListRequest("similar", "sim", query.item_id, query.k, True, excluded, allowed)
         rec, source = self.lists.get_or_compute(model.version, model.n_items, req, compute)
         self.metrics.observe_stages(timings)
+        self._served(model, "similar_items")
         return loaded, ListAnswer(rec, query.k, source)

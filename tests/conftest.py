@@ -1,5 +1,8 @@
 """Shared fixtures: a small synthetic model trained once per session, a store holding it, a client,
-and an empty store on every backend (``store_backend``)."""
+an empty store on every backend (``store_backend``), and PostgreSQL at 127.0.0.1:5432 (database
+``test``, trust auth, as ``root`` or ``postgres``) in a schema of the test's own, created for it
+and dropped afterwards; PostgreSQL tests are skipped, with the reason, only when no server
+answers there."""
 
 from __future__ import annotations
 
@@ -9,6 +12,7 @@ from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
+from pg_support import PG_USERS, pg_admin_url, private_schema_url
 from store_backends import BACKENDS, LocalStoreUnderTest, S3StoreUnderTest, StoreUnderTest
 
 from model_store import LocalStore
@@ -87,3 +91,18 @@ def store_backend(request: pytest.FixtureRequest, tmp_path: Path) -> StoreUnderT
     if request.param == "s3":
         return request.getfixturevalue("s3_store")
     return LocalStoreUnderTest(tmp_path / "store")
+
+
+@pytest.fixture(scope="session")
+def pg_url() -> str:
+    url = pg_admin_url()
+    if url is None:
+        pytest.skip(f"no PostgreSQL answers at 127.0.0.1:5432 (database test, users {PG_USERS})")
+    return url
+
+
+@pytest.fixture
+def pg_schema_url(pg_url: str) -> Iterator[str]:
+    """A database URL whose search_path is a fresh schema, dropped (with its tables) afterwards."""
+    with private_schema_url(pg_url, f"recserve_test_{uuid.uuid4().hex[:12]}") as url:
+        yield url

@@ -68,4 +68,6 @@ def load(
         data, config = health_as_interactions(), TrainConfig(seed=seed)
         mf = make_config(loss, seed)
     config.mf = dataclasses.replace(mf, loss=loss, k=k)
+    if data.source is None:  # the synthetic generator records its own configuration
+        data.source = {"dataset": name, "seed": seed}
     return data, config

@@ -9,7 +9,7 @@ Interactions are drawn from a softmax over true affinities; per user, a random 2
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 
 import numpy as np
 
@@ -70,6 +70,7 @@ def generate(config: SyntheticConfig | None = None) -> InteractionData:
     item_features = np.concatenate([item_tags, recency[:, None].astype(np.float32)], axis=1)
     cat_names = [f"cat{j}" for j in range(c.n_categories)]
     return InteractionData(
+        source={"dataset": "synthetic", "synthetic": asdict(c)},  # what `recserve retrain` regenerates
         name="synthetic",
         user_ids=[f"u{u}" for u in range(c.n_users)],
         item_ids=[f"i{i}" for i in range(c.n_items)],

@@ -44,7 +44,7 @@ def test_bench_runs_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixture[str
     assert set(results) >= {"retrieval", "service", "rss_mb", "stages", "targets"}
     assert 0 <= results["retrieval"][n]["recall@100"] <= 1 and results["retrieval"][n]["speedup"] > 0
     svc = results["service"][n]
-    for ep in ("baseline", "recommend", "similar"):
+    for ep in ("baseline", "recommend", "recommend_fresh", "similar"):
         run = svc[ep]["by_concurrency"]["2"]
         assert run["errors"] == 0 and run["requests"] > 0
         assert {"rps", "p50_ms", "p99_ms", "ratio_to_baseline"} <= set(svc[ep])
@@ -54,4 +54,5 @@ def test_bench_runs_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixture[str
     assert results["rss_mb"][n] > 0
     text = doc.read_text()
     assert "recserve bench" in text and "| measure |" in text and "## Targets" in text
+    assert "/recommend p99 with fresh feedback vs without" in text
     assert "| measure |" in err  # the table went to stderr

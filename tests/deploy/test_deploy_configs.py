@@ -13,7 +13,7 @@ from fastapi.testclient import TestClient
 
 from deploy.helpers import COMPOSE, DASHBOARD, DOCKERFILE, PROMETHEUS_YML, ROOT, metric_names, require_binary
 
-SERVICES = {"api", "redis", "prometheus", "grafana", "trainer", "precompute"}
+SERVICES = {"api", "redis", "prometheus", "grafana", "trainer", "precompute", "postgres", "retrain"}
 
 
 # Variables the compose file requires (`${VAR:?…}`), as an operator would export them.
@@ -58,7 +58,14 @@ def test_compose_runs_the_recserve_commands_on_one_store() -> None:
         volume = services[name]["volumes"][0]
         assert volume.split(":")[:2] == ["store", "/store"], name
         assert services[name]["image"] == services["api"]["image"], name
-    for name in ("precompute", "api"):
+    assert "recserve db upgrade" in _command(services["trainer"])  # before anything uses the events
+    assert "recserve retrain --store /store" in _command(services["retrain"])
+    assert services["retrain"]["volumes"][0] == "store:/store:rw"  # it publishes
+    for name in ("trainer", "api", "retrain"):
+        url = services[name]["environment"]["RECSERVE_DATABASE_URL"]
+        assert url.startswith("postgresql://") and "@postgres:5432/" in url, name
+    assert any(":/var/lib/postgresql/data" in v for v in services["postgres"]["volumes"])  # kept
+    for name in ("precompute", "api", "retrain"):
         assert services[name]["environment"]["RECSERVE_REDIS_URL"].startswith("redis://redis:"), name
         assert services[name]["depends_on"]["trainer"]["condition"] == "service_completed_successfully"
         assert services[name]["depends_on"]["redis"]["condition"] == "service_healthy"

@@ -19,6 +19,7 @@ import model_store.store as store_module
 from model_store import (
     BundleError,
     ChecksumMismatch,
+    CurrentMoved,
     InconsistentBundle,
     MissingFile,
     ModelStore,
@@ -210,6 +211,21 @@ def test_promote_refuses_a_damaged_version(store_backend: StoreUnderTest, model:
     with pytest.raises(ChecksumMismatch, match=store_backend.file_uri(b, "item_emb.npy").replace(".", r"\.")):
         store.promote(b)
     assert store.current_version() == a
+
+
+def test_promote_with_an_expected_current_is_a_compare_and_set(
+    store_backend: StoreUnderTest, model: RecommenderModel
+) -> None:
+    """What keeps two retrains from both publishing: the one whose base is no longer CURRENT loses."""
+    store = store_backend.open()
+    base = publish_new(store, model)
+    mine = publish_new(store, model, make_current=False)
+    theirs = publish_new(store, model)  # another writer got there first
+    with pytest.raises(CurrentMoved, match=f"CURRENT is {theirs}, not {base}"):
+        store.promote(mine, expect_current=base)
+    assert store.current_version() == theirs
+    store.promote(mine, expect_current=theirs)
+    assert store.current_version() == mine
 
 
 def test_rollback_skips_a_version_removed_behind_its_back(

@@ -79,7 +79,7 @@ def test_probes_and_metrics_stay_open(keyed: TestClient) -> None:
         assert keyed.get(path).status_code == 200, path
 
 
-def test_openapi_declares_the_scheme_on_the_list_endpoints_only(keyed: TestClient) -> None:
+def test_openapi_declares_the_scheme_on_the_list_and_feedback_endpoints_only(keyed: TestClient) -> None:
     doc = keyed.get("/openapi.json").json()
     schemes = doc["components"]["securitySchemes"]
     assert schemes["APIKeyHeader"] == {
@@ -91,7 +91,7 @@ def test_openapi_declares_the_scheme_on_the_list_endpoints_only(keyed: TestClien
     for path, ops in doc["paths"].items():
         for op in ops.values():
             protected = {"APIKeyHeader": []} in op.get("security", [])
-            assert protected == path.startswith(("/recommend", "/similar-items")), path
+            assert protected == path.startswith(("/recommend", "/similar-items", "/feedback")), path
             assert ("401" in op["responses"]) == protected, path
 
 

@@ -14,6 +14,9 @@ loaded from a fixture. Each test is self-contained: no test reads what another o
 from __future__ import annotations
 
 import json
+import shutil
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +25,7 @@ import schemathesis
 from hypothesis import HealthCheck, given, settings
 from schemathesis.checks import CHECKS, load_all_checks
 
+from eventstore import open_event_store
 from service.app import create_app
 from service.settings import Settings
 
@@ -80,7 +84,19 @@ def map_query(context: schemathesis.HookContext, query: dict[str, Any]) -> dict[
 # attributes, is filled in here with what the synthetic model carries, and the fixture checks
 # that the app then serves exactly the schema under test.
 ATTRIBUTES = ["category"]
-APP = create_app(Settings(store_uri="unset", max_k=60, max_batch_size=20, _env_file=None))
+# POST /feedback writes to an event store of the run's own (migrated by the fixture below), so
+# schema-valid events are stored (202) and nothing fails for want of a database.
+EVENTS_DB = Path(tempfile.mkdtemp(prefix="recserve-schemathesis-")) / "events.db"
+APP = create_app(
+    Settings(
+        store_uri="unset",
+        max_k=60,
+        max_batch_size=20,
+        feedback_max_batch=20,
+        database_url=f"sqlite:///{EVENTS_DB}",
+        _env_file=None,
+    )
+)
 
 
 def _as_served(openapi: dict[str, Any]) -> dict[str, Any]:
@@ -99,10 +115,16 @@ schema.hook(map_query)
 
 
 @pytest.fixture(autouse=True, scope="module")
-def _serve_published_model(published_store: Path) -> None:
+def _serve_published_model(published_store: Path) -> Iterator[None]:
+    events = open_event_store(f"sqlite:///{EVENTS_DB}")
+    events.upgrade()
+    events.close()
     APP.state.holder.set_store_uri(str(published_store))
     assert APP.state.holder.load_current()
     assert json.loads(json.dumps(APP.openapi())) == RAW
+    yield
+    APP.state.feedback.close()
+    shutil.rmtree(EVENTS_DB.parent, ignore_errors=True)
 
 
 # 500 fuzzed examples per operation with parameters (`pytest tests/service/test_schemathesis.py
