@@ -72,6 +72,7 @@ def train(args: argparse.Namespace) -> int:
 def serve(args: argparse.Namespace) -> int:
     import uvicorn
 
+    from recserve.http_protocol import CoalescingHTTPProtocol
     from service.app import create_app
     from service.settings import Settings
 
@@ -88,6 +89,7 @@ def serve(args: argparse.Namespace) -> int:
             workers=args.workers,
             log_level=settings.log_level,
             access_log=settings.access_log,
+            http=CoalescingHTTPProtocol,  # one write per response: see recserve/http_protocol.py
         )
     else:
         uvicorn.run(
@@ -96,6 +98,7 @@ def serve(args: argparse.Namespace) -> int:
             port=settings.port,
             log_level=settings.log_level,
             access_log=settings.access_log,
+            http=CoalescingHTTPProtocol,
         )
     return 0
 
