@@ -23,6 +23,9 @@ ARG TORCH_VERSION=2.13.0
 # e.g. the CPU torch wheel when download.pytorch.org is out of reach (make test-deploy copies it
 # there); pip prefers it to an index copy of the same version.
 COPY wheelhouse/ /wheelhouse/
+# A CA bundle pip should trust, for networks that intercept TLS (e.g. a bundle put in wheelhouse/
+# and --build-arg PIP_CERT=/wheelhouse/ca-certificates.crt). Unset: pip's own bundle.
+ARG PIP_CERT
 ENV PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PIP_FIND_LINKS=/wheelhouse \

@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 DEV_STAMP := $(VENV)/.installed-dev
 
-.PHONY: demo test lint install dev clean
+.PHONY: demo test test-deploy lint install dev clean
 
 $(BIN)/python:
 	@command -v $(PY) >/dev/null 2>&1 || { echo "need $(PY) (set PY=python3.x)"; exit 1; }
@@ -34,6 +34,12 @@ lint: $(DEV_STAMP)
 
 test: lint
 	$(BIN)/pytest
+
+# The image built from the Dockerfile and the whole compose stack (3 api replicas behind HAProxy)
+# run on podman, with local stand-ins for the hub images; minutes, root, network for pip/apt.
+# See docker/test/stack.sh. The lock keeps it from competing with other heavy jobs on a shared host.
+test-deploy: $(DEV_STAMP)
+	flock /tmp/recserve-heavy.lock env PY=$(abspath $(BIN))/python PIP=$(abspath $(BIN))/pip docker/test/stack.sh
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .ruff_cache

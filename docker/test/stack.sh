@@ -46,6 +46,9 @@ if ! ls wheelhouse/torch-2.13.0+cpu-*.whl >/dev/null 2>&1; then
   cp "$wheel" wheelhouse/
 fi
 
+# This network intercepts TLS: pip inside the build must trust the host's CA bundle.
+cp /etc/ssl/certs/ca-certificates.crt wheelhouse/ca-certificates.crt
+
 step "project image ($IMAGE) from the Dockerfile, base $PYTHON_BASE"
 # The index for torch is PyPI here (download.pytorch.org is unreachable); the +cpu wheel in
 # wheelhouse/ wins over PyPI's 2.13.0 because pip prefers the higher version and 2.13.0+cpu sorts
@@ -53,6 +56,7 @@ step "project image ($IMAGE) from the Dockerfile, base $PYTHON_BASE"
 podman build --network host --format docker \
   --build-arg BASE_IMAGE="$PYTHON_BASE" \
   --build-arg TORCH_INDEX_URL=https://pypi.org/simple \
+  --build-arg PIP_CERT=/wheelhouse/ca-certificates.crt \
   -t "$IMAGE" . >/tmp/recserve-test-deploy-build.log 2>&1 \
   || { tail -n 40 /tmp/recserve-test-deploy-build.log >&2; fail "podman build of the Dockerfile (log: /tmp/recserve-test-deploy-build.log)"; }
 step "built in $(($(date +%s) - started)) s so far"
