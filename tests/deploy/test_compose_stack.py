@@ -25,6 +25,7 @@ from dataclasses import dataclass
 
 import httpx
 import pytest
+import yaml
 
 from deploy.helpers import ROOT, free_port
 
@@ -164,7 +165,8 @@ def test_the_image_is_the_cpu_build_and_the_service_runs_as_non_root(stack: Stac
 def test_every_api_replica_is_healthy_by_the_dockerfile_healthcheck(stack: Stack) -> None:
     api = stack.containers("api")
     assert len(api) == REPLICAS
-    test = json.loads(podman("image", "inspect", IMAGE).stdout)[0]["Config"]["Healthcheck"]["Test"]
+    image = json.loads(podman("image", "inspect", IMAGE).stdout)[0]
+    test = (image.get("Healthcheck") or image["Config"]["Healthcheck"])["Test"]  # podman: top level
     assert test[0] == "CMD" and "/readyz" in " ".join(test)
 
     def all_healthy() -> bool:
@@ -186,6 +188,17 @@ def test_hardening_is_in_effect_in_every_running_container(stack: Stack) -> None
             assert any("no-new-privileges" in o for o in host.get("SecurityOpt") or []), service
             assert host["Memory"] > 0 and host["PidsLimit"] > 0, service
             assert info["Config"]["User"] not in ("", "0", "root"), service
+
+
+def test_healthchecks_reach_the_containers_intact(stack: Stack) -> None:
+    """The engine runs exactly the configured check (podman 4.3's Docker API re-splits arguments at
+    spaces: an inline ``bash -c '…'`` became ``bash -c exec``, which always passes)."""
+    resolved = yaml.safe_load(stack.compose("config").stdout)["services"]
+    image = json.loads(podman("image", "inspect", IMAGE).stdout)[0]
+    for service in ("redis", "api", "lb", "prometheus"):
+        want = resolved[service].get("healthcheck", {}).get("test") or image["Healthcheck"]["Test"]
+        for cid in stack.containers(service):
+            assert stack.inspect(cid)["Config"]["Healthcheck"]["Test"] == want, service
 
 
 def test_traffic_through_haproxy_reaches_every_replica_and_is_answered_from_the_cache(stack: Stack) -> None:

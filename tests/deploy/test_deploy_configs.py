@@ -6,6 +6,7 @@ import json
 import os
 import re
 import subprocess
+import time
 from pathlib import Path
 
 import yaml
@@ -18,7 +19,9 @@ from deploy.helpers import (
     HAPROXY_CFG,
     PROMETHEUS_YML,
     ROOT,
+    free_port,
     metric_names,
+    render_haproxy_config,
     require_binary,
 )
 
@@ -152,10 +155,34 @@ def test_every_long_running_service_has_a_healthcheck() -> None:
         check = service.get("healthcheck", {})
         if name in ONE_SHOT:  # `disable: true` resolves to test NONE: nothing to wait for
             assert check.get("disable") is True or check.get("test") == ["NONE"], name
-        elif name != "api":  # api: the image's HEALTHCHECK, restated in compose
-            assert check.get("test"), name
-    api_check = " ".join(_resolved_compose()["services"]["api"]["healthcheck"]["test"])
-    assert "/readyz" in api_check
+        elif name == "api":  # the image's own HEALTHCHECK (/readyz), checked with the Dockerfile
+            assert not check, "api: restating the image's HEALTHCHECK in compose would shadow it"
+        else:
+            test = check.get("test")
+            assert test and test[0] == "CMD", name
+            # podman's Docker API re-splits CMD arguments at spaces: keep each argument space-free
+            assert not any(" " in arg for arg in test), f"{name}: {test}"
+
+
+def test_lb_healthcheck_script_passes_on_a_monitor_200_and_fails_otherwise(
+    tmp_path: Path, children: list[subprocess.Popen]
+) -> None:
+    script = ROOT / "docker/haproxy/healthcheck.sh"
+    assert (
+        "/usr/local/etc/haproxy/healthcheck.sh"
+        in _resolved_compose()["services"]["lb"]["healthcheck"]["test"]
+    )
+    haproxy = require_binary("haproxy", "haproxy")
+    stats = free_port()
+    cfg = render_haproxy_config(tmp_path, free_port(), stats, [free_port()])
+    patched = tmp_path / "healthcheck.sh"
+    patched.write_text(script.read_text().replace("/8404", f"/{stats}"))
+    assert subprocess.run(["bash", str(patched)], timeout=10).returncode != 0  # nothing listening yet
+    children.append(subprocess.Popen([haproxy, "-db", "-f", str(cfg)], stdout=subprocess.DEVNULL))
+    deadline = time.monotonic() + 20
+    while subprocess.run(["bash", str(patched)], timeout=10).returncode != 0:
+        assert time.monotonic() < deadline, "lb healthcheck never passed against a running HAProxy"
+        time.sleep(0.2)
 
 
 def test_images_are_pinned_to_exact_versions() -> None:
