@@ -6,17 +6,29 @@
 # Python base and runs it as an unprivileged user.
 
 ARG PYTHON_VERSION=3.11
+# Both stages start from this image. Any Debian bookworm image with python${PYTHON_VERSION} and its
+# venv module as `python` will do: `make test-deploy` builds one from a debootstrapped Debian
+# (docker/test/Dockerfile.python) because no image registry is reachable there.
+ARG BASE_IMAGE=python:${PYTHON_VERSION}-slim-bookworm
 
 # ---------------------------------------------------------------------------------------------
-FROM python:${PYTHON_VERSION}-slim-bookworm AS build
+FROM ${BASE_IMAGE} AS build
 
 # The default PyPI torch wheel for Linux drags in ~2 GB of CUDA libraries; the CPU index has the
 # same version without them. requirements.lock pins that build (torch==2.13.0+cpu), which only
 # the CPU index has.
 ARG TORCH_INDEX_URL=https://download.pytorch.org/whl/cpu
 
+# wheelhouse/ (in the build context, empty in git) holds wheels pip should find without an index,
+# e.g. the CPU torch wheel when download.pytorch.org is out of reach (make test-deploy copies it
+# there); pip prefers it to an index copy of the same version.
+COPY wheelhouse/ /wheelhouse/
+# A CA bundle pip should trust, for networks that intercept TLS (e.g. a bundle put in wheelhouse/
+# and --build-arg PIP_CERT=/wheelhouse/ca-certificates.crt). Unset: pip's own bundle.
+ARG PIP_CERT
 ENV PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    PIP_FIND_LINKS=/wheelhouse \
     PATH=/opt/venv/bin:$PATH
 
 RUN python -m venv /opt/venv
@@ -35,7 +47,7 @@ RUN pip install --no-deps . \
     && python -c "import recserve.cli, service.app, training.pipeline, torch; assert not torch.cuda.is_available()"
 
 # ---------------------------------------------------------------------------------------------
-FROM python:${PYTHON_VERSION}-slim-bookworm AS runtime
+FROM ${BASE_IMAGE} AS runtime
 
 # libgomp: the OpenMP runtime torch and faiss use for their CPU kernels.
 RUN apt-get update \

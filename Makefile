@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 DEV_STAMP := $(VENV)/.installed-dev
 
-.PHONY: demo test lint install dev clean lock
+.PHONY: demo test test-deploy lint install dev clean lock
 
 $(BIN)/python:
 	@command -v $(PY) >/dev/null 2>&1 || { echo "need $(PY) (set PY=python3.x)"; exit 1; }
@@ -47,6 +47,12 @@ lock: $(BIN)/python
 	$(BIN)/uv pip compile pyproject.toml requirements-torch-cpu.in --find-links $(TORCH_WHEELS) \
 		--python-version 3.11 --python-platform x86_64-manylinux_2_28 --generate-hashes \
 		--quiet -o requirements.lock
+
+# The image built from the Dockerfile and the whole compose stack (3 api replicas behind HAProxy)
+# run on podman, with local stand-ins for the hub images; minutes, root, network for pip/apt.
+# See docker/test/stack.sh. The lock keeps it from competing with other heavy jobs on a shared host.
+test-deploy: $(DEV_STAMP)
+	flock /tmp/recserve-heavy.lock env PY=$(abspath $(BIN))/python PIP=$(abspath $(BIN))/pip docker/test/stack.sh
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .ruff_cache .import_linter_cache

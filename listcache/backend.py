@@ -65,8 +65,9 @@ class ListBackend(Protocol):
         """Store a batch of lists in one round trip; returns the bytes written. Raises WriteError."""
         ...
 
-    def mark_ready(self, marker_key: str, value: bytes, ttl_s: int) -> None:
-        """Write a version's ``ready`` marker (the last write of a job). Raises WriteError."""
+    def mark_ready(self, marker_key: str, value: bytes, ttl_s: int | None) -> None:
+        """Write a version's ``ready`` marker (the last write of a job; ``ttl_s`` None = no TTL, so a
+        volatile-* eviction policy never evicts it). Raises WriteError."""
         ...
 
     def close(self) -> None: ...

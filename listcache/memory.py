@@ -51,7 +51,7 @@ class MemoryBackend:
                 self._lru[key] = entry
         return sum(8 + 8 * len(items) for _, (items, _) in entries)  # what the packed blobs would take
 
-    def mark_ready(self, marker_key: str, value: bytes, ttl_s: int) -> None:
+    def mark_ready(self, marker_key: str, value: bytes, ttl_s: int | None) -> None:
         with self._lock:
             self._markers[marker_key] = value
 

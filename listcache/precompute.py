@@ -10,11 +10,16 @@ Write protocol, so a reader never sees half a version:
 1. lists go to ``{prefix}:{version}:rec:{user_id}`` and ``…:sim:{item_id}`` with a TTL, one
    :meth:`~listcache.backend.ListBackend.set_many` per batch (Redis: one pipeline round trip per
    ``batch_size`` keys);
-2. the ``{prefix}:{version}:ready`` marker is written last, and only if every batch succeeded.
-   Its TTL is the list TTL minus the job's duration, so it expires no later than the oldest list.
+2. the ``{prefix}:{version}:ready`` marker is written last, and only if every batch succeeded,
+   **without** a TTL. Lists carry a TTL, so under Redis's ``volatile-*`` eviction policies (the
+   compose stack runs ``volatile-lru``) only lists are ever evicted, never a marker: a full Redis
+   turns some hits into misses (computed, then written back) instead of turning a whole version's
+   lists unreadable at once. A marker therefore means "every list was written", not "every list
+   is still there"; a missing list is an ordinary miss.
 
 The service reads a version's lists only while its marker exists. Older versions' keys are not
-deleted: they expire by TTL, and no reader looks them up (keys carry the version).
+deleted: their lists expire by TTL and no reader looks them up (keys carry the version); their
+markers (about 100 bytes each) stay until removed by hand.
 """
 
 from __future__ import annotations
@@ -126,5 +131,5 @@ def precompute(
     marker = ready_marker(
         config.n, model.n_users if config.users else 0, model.n_items if config.items else 0, elapsed
     )
-    backend.mark_ready(ready_key(config.prefix, model.version), marker, max(1, int(config.ttl_s - elapsed)))
+    backend.mark_ready(ready_key(config.prefix, model.version), marker, None)  # no TTL: never evicted
     return PrecomputeReport(model.version, keys, size, time.perf_counter() - started)

@@ -130,7 +130,7 @@ class RedisBackend:
             raise WriteError(f"writing a batch of lists failed: {exc}") from exc
         return size
 
-    def mark_ready(self, marker_key: str, value: bytes, ttl_s: int) -> None:
+    def mark_ready(self, marker_key: str, value: bytes, ttl_s: int | None) -> None:
         try:
             self.client.set(marker_key, value, ex=ttl_s)
         except _ERRORS as exc:

@@ -12,11 +12,13 @@ Used by ``recserve serve``; elsewhere pass ``--http service.http_protocol:HttpPr
 
 from __future__ import annotations
 
+import asyncio
 import http
 
 import orjson
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
+from service.coalescing import CoalescingTransport
 from service.limits import MAX_URL_BYTES
 
 #: the uvicorn ``http`` setting that selects this protocol, for the command line and ``uvicorn.run``
@@ -41,7 +43,12 @@ def error_response(status: int, code: str, message: str, extra_headers: list[tup
 
 
 class HttpProtocol(HttpToolsProtocol):
-    """:class:`HttpToolsProtocol` with JSON refusals and an early stop on over-long targets."""
+    """:class:`HttpToolsProtocol` with JSON refusals, an early stop on over-long targets, and each
+    response written in one piece (:class:`~service.coalescing.CoalescingTransport`: a replica
+    killed mid-answer sends all of it or nothing, which HAProxy can replay)."""
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(CoalescingTransport(transport, asyncio.get_running_loop()))  # type: ignore[arg-type]
 
     _url_too_long = False
 

@@ -97,3 +97,61 @@ def stop(proc: subprocess.Popen) -> None:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait(timeout=5)
+
+
+HAPROXY_DIR = ROOT / "docker" / "haproxy"
+HAPROXY_CFG = HAPROXY_DIR / "haproxy.cfg"
+
+
+def render_haproxy_config(
+    dest: Path, frontend_port: int, stats_port: int, servers: list[int], rate_limit: int | None = None
+) -> Path:
+    """The project's haproxy.cfg for loopback: same file, only ports, servers (and the rate limit) swapped.
+
+    The ``server-template`` line (DNS discovery of compose replicas) becomes one ``server`` line per
+    port, keeping every option except ``resolvers``/``init-addr``, so health checks, retries and
+    draining are exactly the shipped ones. Each rewrite must match exactly once: a config that
+    drifted from what this expects fails here instead of being tested half-rewritten.
+    """
+    text = HAPROXY_CFG.read_text()
+
+    def once(pattern: str, repl: str) -> None:
+        nonlocal text
+        text, n = re.subn(pattern, repl, text, flags=re.M)
+        assert n == 1, f"haproxy.cfg: expected one match of {pattern!r}, found {n}"
+
+    once(r"^(\s*)bind :8080$", rf"\1bind 127.0.0.1:{frontend_port}")
+    once(r"^(\s*)bind :8404$", rf"\1bind 127.0.0.1:{stats_port}")
+    m = re.search(r"^(\s*)server-template (\S+) \d+ \S+ (.*)$", text, re.M)
+    assert m, "haproxy.cfg: no server-template line"
+    options = re.sub(r"\s*\b(resolvers \S+|init-addr \S+)", "", m.group(3)).strip()
+    lines = [
+        f"{m.group(1)}server {m.group(2)}{i + 1} 127.0.0.1:{port} {options}" for i, port in enumerate(servers)
+    ]
+    text = text[: m.start()] + "\n".join(lines) + text[m.end() :]
+    if rate_limit is not None:
+        once(r"sc_http_req_rate\(0\) gt \d+", f"sc_http_req_rate(0) gt {rate_limit}")
+    shutil.copytree(HAPROXY_DIR / "errors", dest / "errors", dirs_exist_ok=True)
+    cfg = dest / "haproxy.cfg"
+    cfg.write_text(text)
+    return cfg
+
+
+def haproxy_stats(stats_url: str) -> list[dict[str, str]]:
+    """Rows of HAProxy's CSV stats page (one per proxy, server, FRONTEND and BACKEND)."""
+    import csv
+    import io
+
+    import httpx
+
+    return list(csv.DictReader(io.StringIO(httpx.get(f"{stats_url}/stats;csv", timeout=2).text.lstrip("# "))))
+
+
+def haproxy_servers(stats_url: str) -> dict[str, str]:
+    """{server name: status} of the ``api`` backend."""
+    rows = haproxy_stats(stats_url)
+    return {
+        r["svname"]: r["status"]
+        for r in rows
+        if r["pxname"] == "api" and r["svname"] not in ("FRONTEND", "BACKEND")
+    }
