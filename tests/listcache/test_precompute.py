@@ -152,7 +152,8 @@ def test_cli_precompute_writes_and_reports_keys_per_second(
     ("extra", "message"),
     [
         (["--redis-url", "redis://127.0.0.1:{port}/0"], "cannot reach Redis at redis://127.0.0.1:"),
-        (["--redis-url", "not-a-url"], "cannot reach Redis at not-a-url"),
+        (["--redis-url", "not-a-url"], "--redis-url must start with redis://"),
+        (["--redis-url", "redis+cluster://nohost"], "expected host:port"),
         (["--redis-url", SHARED_REDIS_URL, "--n", "0"], "--n must be >= 1"),
         (["--redis-url", SHARED_REDIS_URL, "--version", "nope"], "version nope not found"),
         ([], "no Redis to write to"),
