@@ -254,14 +254,24 @@ class RedisCluster:
                 ports.append(int(fields[1].split("@")[0].rsplit(":", 1)[1]))
         return sorted(ports)
 
+    def _replication(self, port: int) -> dict[str, str]:
+        client = redis.Redis("127.0.0.1", port, socket_timeout=2)
+        try:
+            return {k: str(v) for k, v in client.info("replication").items()}
+        finally:
+            client.close()
+
     def wait_ok(self, timeout: float = 30.0) -> None:
-        """Until every live node reports ``cluster_state:ok`` (after creation or a failover)."""
+        """Until every live node reports ``cluster_state:ok`` and every live replica's link to its
+        primary is up (a replica that never synced cannot be promoted)."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            if all(self.info(p).get("cluster_state") == "ok" for p in self.alive()):
+            if all(self.info(p).get("cluster_state") == "ok" for p in self.alive()) and all(
+                r.get("master_link_status", "up") == "up" for r in map(self._replication, self.alive())
+            ):
                 return
             time.sleep(0.1)
-        raise RuntimeError("redis cluster did not reach cluster_state:ok")
+        raise RuntimeError("redis cluster did not reach cluster_state:ok with every replica in sync")
 
     def wait_failover(self, dead: int, primaries: int, timeout: float = 30.0) -> None:
         """Until a replica has replaced the dead primary ``dead``: ``primaries`` live primaries own
