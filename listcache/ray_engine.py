@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import logging
 import os
+import socket
 import time
 from collections import Counter
 from collections.abc import Iterable
@@ -162,6 +163,23 @@ class ListSink(Datasink[dict[str, Any]]):
         log.error("precompute on Ray failed, no ready marker written: %s", error)
 
 
+class RayUnavailable(RuntimeError):
+    """The Ray cluster's head cannot be reached (Ray itself would keep retrying for minutes)."""
+
+
+def check_reachable(address: str, timeout_s: float = 5.0) -> None:
+    """Fail fast, naming the address, when nothing listens at a ``HOST:PORT`` head address."""
+    if address == "local" or "://" in address:
+        return
+    host, sep, port = address.rpartition(":")
+    if not sep or not port.isdigit():
+        raise RayUnavailable(f"--ray-address must be HOST:PORT or local, got {address!r}")
+    try:
+        socket.create_connection((host, int(port)), timeout=timeout_s).close()
+    except OSError as exc:
+        raise RayUnavailable(f"cannot reach the Ray cluster at {address}: {exc}") from exc
+
+
 def _init_ray(address: str, progress: bool) -> None:
     """Connect to ``address`` (``local``: start a one-node cluster in this process's session).
 
@@ -176,6 +194,8 @@ def _init_ray(address: str, progress: bool) -> None:
         "logging_level": logging.INFO if progress else logging.WARNING,
     }
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    if not progress:  # Ray Data logs every dataset's plan and end at INFO
+        logging.getLogger("ray.data").setLevel(logging.WARNING)
     if address == "local":
         ray.init(address="local", include_dashboard=False, _node_ip_address=LOCAL_NODE_IP, **common)
         return
@@ -212,6 +232,7 @@ def precompute_ray(
     dims = store.manifest(version)["dims"]
     n_users, n_items = int(dims["n_users"]), int(dims["n_items"])
     blocks = plan(n_users, n_items, config)
+    check_reachable(address)
     _init_ray(address, progress)
     try:
         ray.data.DataContext.get_current().enable_progress_bars = progress

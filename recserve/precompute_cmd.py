@@ -153,7 +153,7 @@ def _run_local(args: argparse.Namespace, url: str, config: Any, settings: Any) -
 
 def _run_ray(args: argparse.Namespace, url: str, config: Any, settings: Any) -> Any:
     try:
-        from listcache.ray_engine import precompute_ray
+        from listcache.ray_engine import RayUnavailable, precompute_ray
     except ImportError as exc:
         raise CLIError(f"--engine ray needs Ray: pip install 'recserve[distributed]' ({exc})") from exc
     from listcache import WriteError
@@ -171,7 +171,7 @@ def _run_ray(args: argparse.Namespace, url: str, config: Any, settings: Any) -> 
             n_candidates=settings.n_candidates,
             progress=not args.no_progress,
         )
-    except StoreError as exc:
+    except (StoreError, RayUnavailable) as exc:
         raise CLIError(str(exc)) from exc
     except WriteError as exc:
         raise CLIError(f"precompute on Ray into {url} failed: {exc}") from exc
