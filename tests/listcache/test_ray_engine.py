@@ -20,9 +20,9 @@ from pathlib import Path
 import pytest
 import redis
 
-from benchmarks.clusters import RayCluster
 from benchmarks.precompute_rate import random_model
 from benchmarks.procs import RedisProcess
+from benchmarks.ray_cluster import RayCluster
 from listcache import ready_key
 from model_store import LocalStore
 from model_store.store import clone_model

@@ -22,9 +22,9 @@ import pytest
 import redis
 from fastapi.testclient import TestClient
 
-from benchmarks.clusters import RedisCluster
 from benchmarks.precompute_rate import random_model
 from benchmarks.procs import RedisProcess, ServiceProcess
+from benchmarks.redis_clusters import RedisCluster
 from listcache import ready_key
 from listcache.redis_client import redis_client
 from model_store import LocalStore

@@ -1,160 +1,19 @@
-"""Real clusters on loopback for the tests and benchmarks: Ray (head + workers) and Redis Cluster.
+"""Real Redis deployments on loopback for the tests: a Redis Cluster and a Sentinel group.
 
-Everything binds or connects to loopback addresses on free ports, and :meth:`stop` kills exactly
-the processes started here (by pid), never anything found by name.
-
-Ray nodes: ``ray start --block`` per node, each a session of its own, so a node is one process
-tree and a test can SIGKILL one node's raylet. Nodes use ``127.0.0.2``, ``127.0.0.3``, …
-because Ray rewrites ``127.0.0.1`` to the machine's own address; never port 6379 (Redis).
-Ray's own gRPC servers listen on every interface (Ray has no option to narrow that); all of
-their traffic here goes to the loopback addresses above.
+Every server is a ``redis-server`` child process (no persistence) on free ports bound to
+127.0.0.1; :meth:`stop` kills exactly those processes.
 """
 
 from __future__ import annotations
 
-import contextlib
-import os
-import secrets
 import shutil
-import signal
 import subprocess
-import sys
-import tempfile
 import time
 from pathlib import Path
 
 import redis
 
-from benchmarks.procs import free_port, process_tree
-
-ROOT = Path(__file__).resolve().parents[1]
-
-
-def _kill_tree(pids: list[int]) -> None:
-    for pid in pids:
-        try:
-            os.kill(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            continue
-
-
-class RayNode:
-    """One ``ray start --block`` process tree: a head (``address`` None) or a worker joining one."""
-
-    def __init__(
-        self,
-        ip: str,
-        temp_dir: Path,
-        auth: dict[str, str],
-        address: str | None = None,
-        object_store_mb: int = 200,
-        cpus: int = 1,
-    ) -> None:
-        self.ip = ip
-        self.port = free_port() if address is None else None
-        self.log_path = temp_dir / f"node-{ip}.log"
-        ray_bin = Path(sys.executable).with_name("ray")
-        cmd = [
-            str(ray_bin),
-            "start",
-            "--block",
-            f"--node-ip-address={ip}",
-            f"--num-cpus={cpus}",
-            f"--object-store-memory={object_store_mb * 2**20}",
-            "--disable-usage-stats",
-            f"--dashboard-agent-listen-port={free_port()}",
-            f"--metrics-export-port={free_port()}",
-        ]
-        if address is None:
-            cmd += ["--head", f"--port={self.port}", "--include-dashboard=false"]
-            cmd += [f"--dashboard-port={free_port()}", f"--temp-dir={temp_dir}"]
-        else:
-            cmd += [f"--address={address}"]
-        env = {
-            **os.environ,
-            "PYTHONPATH": os.pathsep.join([str(ROOT), *filter(None, [os.environ.get("PYTHONPATH")])]),
-            "RAY_USAGE_STATS_ENABLED": "0",
-            **auth,
-            # notice a dead node in ~2 s instead of ~30 s (the fault test kills one)
-            "RAY_health_check_period_ms": "500",
-            "RAY_health_check_timeout_ms": "500",
-            "RAY_health_check_failure_threshold": "4",
-        }
-        self._log = self.log_path.open("w")
-        self.proc = subprocess.Popen(
-            cmd, stdout=self._log, stderr=subprocess.STDOUT, env=env, start_new_session=True
-        )
-
-    def wait_started(self, timeout: float = 120.0) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if "Ray runtime started" in self.log_path.read_text():
-                return
-            if self.proc.poll() is not None:
-                break
-            time.sleep(0.2)
-        raise RuntimeError(f"ray node {self.ip} did not start:\n{self.log_path.read_text()[-3000:]}")
-
-    def pids(self) -> list[int]:
-        return process_tree(self.proc.pid)
-
-    def raylet_pid(self) -> int:
-        for pid in self.pids():
-            try:
-                if Path(f"/proc/{pid}/comm").read_text().strip() == "raylet":
-                    return pid
-            except OSError:
-                continue
-        raise RuntimeError(f"no raylet under ray node {self.ip}")
-
-    def kill_raylet(self) -> None:
-        """SIGKILL this node's raylet: its workers and objects are lost, as when a machine dies."""
-        os.kill(self.raylet_pid(), signal.SIGKILL)
-
-    def stop(self) -> None:
-        _kill_tree(self.pids())
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            self.proc.wait(10)
-        self._log.close()
-
-
-class RayCluster:
-    """A head on ``127.0.0.2`` and ``nodes - 1`` workers on ``127.0.0.3``…, one CPU each."""
-
-    def __init__(self, nodes: int = 2, object_store_mb: int = 200) -> None:
-        # short: Ray's unix socket paths live under it and must stay under 108 bytes
-        self.temp_dir = Path(tempfile.mkdtemp(prefix="rsray-"))
-        # Ray's gRPC ports listen on every interface: a per-cluster token keeps strangers out.
-        # A driver needs the same variables (:attr:`driver_env`).
-        self.driver_env = {"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": secrets.token_hex(32)}
-        self.nodes: list[RayNode] = []
-        try:
-            head = RayNode("127.0.0.2", self.temp_dir, self.driver_env, object_store_mb=object_store_mb)
-            self.nodes.append(head)
-            head.wait_started()
-            for i in range(1, nodes):
-                ip = f"127.0.0.{2 + i}"
-                worker = RayNode(ip, self.temp_dir, self.driver_env, self.address, object_store_mb)
-                self.nodes.append(worker)
-                worker.wait_started()
-        except BaseException:
-            self.stop()
-            raise
-
-    @property
-    def address(self) -> str:
-        return f"{self.nodes[0].ip}:{self.nodes[0].port}"
-
-    def stop(self) -> None:
-        for node in reversed(self.nodes):
-            node.stop()
-        shutil.rmtree(self.temp_dir, ignore_errors=True)
-
-    def __enter__(self) -> RayCluster:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
+from benchmarks.procs import free_port
 
 
 class RedisCluster:
@@ -297,6 +156,105 @@ class RedisCluster:
                 proc.wait(10)
 
     def __enter__(self) -> RedisCluster:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+class SentinelGroup:
+    """A primary, ``replicas`` replicas and ``sentinels`` Sentinels watching them as ``service``.
+
+    ``down_after_ms`` is how long a silent primary has before the Sentinels fail it over.
+    """
+
+    def __init__(
+        self,
+        workdir: Path,
+        replicas: int = 1,
+        sentinels: int = 1,
+        down_after_ms: int = 1000,
+        service: str = "lists",
+    ) -> None:
+        self.workdir = workdir
+        self.service = service
+        self.procs: dict[int, subprocess.Popen[bytes]] = {}
+        self.sentinel_ports: list[int] = []
+        exe = shutil.which("redis-server")
+        if not exe:
+            raise RuntimeError("redis-server must be installed")
+        base = ["--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", str(workdir)]
+        try:
+            self.primary = free_port()
+            self.procs[self.primary] = subprocess.Popen(
+                [exe, "--port", str(self.primary), *base], stdout=subprocess.DEVNULL
+            )
+            for _ in range(replicas):
+                port = free_port()
+                replicaof = ["--replicaof", "127.0.0.1", str(self.primary)]
+                self.procs[port] = subprocess.Popen(
+                    [exe, "--port", str(port), *base, *replicaof], stdout=subprocess.DEVNULL
+                )
+            for _ in range(sentinels):
+                port = free_port()
+                conf = workdir / f"sentinel-{port}.conf"
+                conf.write_text(
+                    f"port {port}\nbind 127.0.0.1\n"
+                    f"sentinel monitor {service} 127.0.0.1 {self.primary} {max(1, sentinels // 2 + 1)}\n"
+                    f"sentinel down-after-milliseconds {service} {down_after_ms}\n"
+                    f"sentinel failover-timeout {service} 10000\n"
+                )
+                self.procs[port] = subprocess.Popen([exe, str(conf), "--sentinel"], stdout=subprocess.DEVNULL)
+                self.sentinel_ports.append(port)
+            for port in self.procs:
+                RedisCluster._wait_ping(port)
+            self._wait_synced()
+        except BaseException:
+            self.stop()
+            raise
+
+    @property
+    def url(self) -> str:
+        hosts = ",".join(f"127.0.0.1:{p}" for p in self.sentinel_ports)
+        return f"redis+sentinel://{hosts}/{self.service}"
+
+    def master(self) -> int:
+        """The port the first Sentinel currently names as the primary."""
+        client = redis.Redis("127.0.0.1", self.sentinel_ports[0], socket_timeout=2)
+        try:
+            return int(client.execute_command("SENTINEL", "GET-MASTER-ADDR-BY-NAME", self.service)[1])
+        finally:
+            client.close()
+
+    def _wait_synced(self, timeout: float = 30.0) -> None:
+        """Until the primary sees every replica online and a Sentinel knows the replicas."""
+        deadline = time.monotonic() + timeout
+        client = redis.Redis("127.0.0.1", self.primary, socket_timeout=2)
+        sentinel = redis.Redis("127.0.0.1", self.sentinel_ports[0], socket_timeout=2)
+        want = len(self.procs) - 1 - len(self.sentinel_ports)
+        try:
+            while time.monotonic() < deadline:
+                online = client.info("replication").get("connected_slaves", 0)
+                known = sentinel.execute_command("SENTINEL", "REPLICAS", self.service)
+                if online == want and len(known) == want:
+                    return
+                time.sleep(0.1)
+        finally:
+            client.close()
+            sentinel.close()
+        raise RuntimeError("replicas did not sync with the primary")
+
+    def kill(self, port: int) -> None:
+        self.procs[port].kill()
+        self.procs[port].wait(10)
+
+    def stop(self) -> None:
+        for proc in self.procs.values():
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait(10)
+
+    def __enter__(self) -> SentinelGroup:
         return self
 
     def __exit__(self, *exc: object) -> None:
