@@ -18,8 +18,9 @@ $(STAMP): $(BIN)/python pyproject.toml
 	$(BIN)/pip install -q -e .
 	touch $@
 
+# distributed (Ray): the cluster tests (pytest -m cluster) start real Ray and Redis clusters.
 $(DEV_STAMP): $(STAMP)
-	$(BIN)/pip install -q -e '.[dev,reports]'
+	$(BIN)/pip install -q -e '.[dev,reports,distributed]'
 	touch $@
 
 install: $(STAMP)

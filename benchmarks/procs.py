@@ -131,15 +131,19 @@ class RedisProcess:
 class ServiceProcess:
     """``uvicorn service.app:create_app --factory --port 0`` with the service's HTTP protocol
     (``service/http_protocol.py``, as ``recserve serve`` uses it); the port is read from its log.
+    ``command`` runs another command line instead (``recserve serve --port 0`` itself).
 
     ``env`` is the whole environment (settings come from ``RECSERVE_*``); ``cwd`` should hold no
     ``.env`` file unless one is wanted.
     """
 
-    def __init__(self, env: dict[str, str], cwd: Path, timeout: float = 60.0) -> None:
+    def __init__(
+        self, env: dict[str, str], cwd: Path, timeout: float = 60.0, command: list[str] | None = None
+    ) -> None:
         cmd = [sys.executable, "-m", "uvicorn", "service.app:create_app", "--factory", "--http", PROTOCOL]
+        cmd += ["--host", "127.0.0.1", "--port", "0", "--no-access-log", "--log-level", "info"]
         self.proc = subprocess.Popen(
-            [*cmd, "--host", "127.0.0.1", "--port", "0", "--no-access-log", "--log-level", "info"],
+            command or cmd,
             env=env,
             cwd=cwd,
             stdout=subprocess.DEVNULL,

@@ -25,19 +25,17 @@ markers (about 100 bytes each) stay until removed by hand.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from listcache.backend import ListBackend
+from listcache.backend import ListBackend, ListWrite
 from listcache.codec import ready_marker
 from listcache.config import DEFAULTS
 from listcache.keys import list_key, ready_key
 
 if TYPE_CHECKING:
-    from recommender.idmap import IdMap
     from recommender.model import RecommenderModel
 
 Lists = list[tuple[np.ndarray, np.ndarray]]
@@ -74,9 +72,33 @@ class PrecomputeReport:
         }
 
 
-def _batches(n: int, size: int) -> Iterator[np.ndarray]:
-    for start in range(0, n, size):
-        yield np.arange(start, min(start + size, n), dtype=np.int64)
+@dataclass(frozen=True)
+class Block:
+    """One unit of work, and of the write protocol: a run of users (``rec``) or items (``sim``).
+
+    Both engines cut the job into the same blocks and compute each with the same batched call,
+    so a list never depends on the engine (a batch's float arithmetic could, in the last bit, on
+    how the batch is cut). The Ray engine counts written keys per block before it writes the
+    marker.
+    """
+
+    kind: str
+    start: int
+    stop: int
+
+    @property
+    def rows(self) -> np.ndarray:
+        return np.arange(self.start, self.stop, dtype=np.int64)
+
+    def __len__(self) -> int:
+        return self.stop - self.start
+
+
+def plan(n_users: int, n_items: int, config: PrecomputeConfig) -> list[Block]:
+    """Every block of a job, users first, ``config.batch_size`` rows each (the last may be short)."""
+    counts = [("rec", n_users if config.users else 0), ("sim", n_items if config.items else 0)]
+    size = config.batch_size
+    return [Block(kind, s, min(s + size, count)) for kind, count in counts for s in range(0, count, size)]
 
 
 def user_lists(model: RecommenderModel, users: np.ndarray, n: int) -> Lists:
@@ -96,40 +118,57 @@ def similar_lists(model: RecommenderModel, items: np.ndarray, n: int) -> Lists:
     return [(r.items, r.scores) for r in model.strategies.similar_items.recommend(items, n)]
 
 
+def block_lists(model: RecommenderModel, block: Block, config: PrecomputeConfig) -> list[ListWrite]:
+    """The lists of one block, keyed: what either engine writes for it."""
+    compute, ids = (user_lists, model.user_ids) if block.kind == "rec" else (similar_lists, model.item_ids)
+    rows = block.rows
+    lists = compute(model, rows, config.n)
+    return [
+        (list_key(config.prefix, model.version, block.kind, ext), items, scores)
+        for ext, (items, scores) in zip(ids.externals(rows.tolist()), lists, strict=True)
+    ]
+
+
+def mark_ready(
+    backend: ListBackend, config: PrecomputeConfig, version: str, n_users: int, n_items: int, started: float
+) -> float:
+    """Write the version's marker (call only once every list is written); returns the job's seconds.
+
+    No TTL: lists carry one, so a ``volatile-*`` eviction policy evicts lists, never the marker
+    (see the module docstring).
+    """
+    elapsed = time.perf_counter() - started
+    marker = ready_marker(config.n, n_users if config.users else 0, n_items if config.items else 0, elapsed)
+    backend.mark_ready(ready_key(config.prefix, version), marker, None)  # no TTL: never evicted
+    return elapsed
+
+
+def check_config(config: PrecomputeConfig) -> None:
+    if config.n < 1 or config.batch_size < 1 or config.ttl_s < 1:
+        raise ValueError("n, batch_size and ttl_s must be >= 1")
+
+
 def precompute(
     model: RecommenderModel, backend: ListBackend, config: PrecomputeConfig, progress: bool = True
 ) -> PrecomputeReport:
-    """Compute and write every list of ``model`` through ``backend``, marker last.
+    """Compute and write every list of ``model`` through ``backend`` in this process, marker last.
 
     Write failures propagate as :class:`~listcache.backend.WriteError`: a half-written version
-    simply has no marker and is never read.
+    simply has no marker and is never read. (``listcache.ray_engine`` runs the same blocks on a
+    Ray cluster.)
     """
     from tqdm import tqdm
 
-    if config.n < 1 or config.batch_size < 1 or config.ttl_s < 1:
-        raise ValueError("n, batch_size and ttl_s must be >= 1")
+    check_config(config)
     started = time.perf_counter()
-    jobs: list[tuple[str, int, IdMap, Callable[[RecommenderModel, np.ndarray, int], Lists]]] = []
-    if config.users:
-        jobs.append(("rec", model.n_users, model.user_ids, user_lists))
-    if config.items:
-        jobs.append(("sim", model.n_items, model.item_ids, similar_lists))
-    total = sum(j[1] for j in jobs)
+    blocks = plan(model.n_users, model.n_items, config)
     keys = size = 0
-    with tqdm(total=total, unit="key", disable=not progress, desc=f"precompute {model.version}") as bar:
-        for kind, count, ids, compute in jobs:
-            for batch in _batches(count, config.batch_size):
-                lists = compute(model, batch, config.n)
-                writes = (
-                    (list_key(config.prefix, model.version, kind, ext), items, scores)
-                    for ext, (items, scores) in zip(ids.externals(batch.tolist()), lists, strict=True)
-                )
-                size += backend.set_many(writes, config.ttl_s)
-                keys += len(batch)
-                bar.update(len(batch))
-    elapsed = time.perf_counter() - started
-    marker = ready_marker(
-        config.n, model.n_users if config.users else 0, model.n_items if config.items else 0, elapsed
-    )
-    backend.mark_ready(ready_key(config.prefix, model.version), marker, None)  # no TTL: never evicted
+    with tqdm(
+        total=sum(map(len, blocks)), unit="key", disable=not progress, desc=f"precompute {model.version}"
+    ) as bar:
+        for block in blocks:
+            size += backend.set_many(block_lists(model, block, config), config.ttl_s)
+            keys += len(block)
+            bar.update(len(block))
+    mark_ready(backend, config, model.version, model.n_users, model.n_items, started)
     return PrecomputeReport(model.version, keys, size, time.perf_counter() - started)

@@ -1,30 +1,38 @@
-"""Lists in Redis: written by ``recserve precompute`` (and by the service on a miss), read only
-for versions whose ``ready`` marker exists."""
+"""Lists in Redis (one server, a Redis Cluster or a Sentinel-managed primary): written by
+``recserve precompute`` (and by the service on a miss), read only for versions whose ``ready``
+marker exists."""
 
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
 import numpy as np
 import redis
-from redis.backoff import NoBackoff
-from redis.retry import Retry
+from redis.exceptions import RedisClusterException
 
 from listcache.backend import CacheObserver, ListWrite, NullObserver, StoredList, WriteError
 from listcache.breaker import CircuitBreaker
 from listcache.codec import DecodeError, decode_list, encode_list
 from listcache.config import DEFAULTS
+from listcache.redis_client import check_url, redis_client
 
 log = logging.getLogger("recserve.listcache")
 
-_ERRORS: tuple[type[BaseException], ...] = (redis.RedisError, OSError)
+#: batch-path client settings (:meth:`RedisBackend.for_job`)
+JOB_SOCKET_TIMEOUT_S = 30.0
+JOB_CONNECT_TIMEOUT_S = 5.0
+JOB_RETRIES = 3
+
+# RedisClusterException (no slot map, no reachable node) is not a RedisError in redis-py.
+_ERRORS: tuple[type[BaseException], ...] = (redis.RedisError, RedisClusterException, OSError)
 
 
 class RedisBackend:
-    """A :class:`~listcache.backend.ListBackend` on one Redis server.
+    """A :class:`~listcache.backend.ListBackend` on Redis: one server, a cluster or a sentinel group.
 
     Serving-path failure policy: every operation is one round trip with a short socket timeout
     and no client retries (redis-py's default would retry 3 times with backoff: an outage would
@@ -34,21 +42,32 @@ class RedisBackend:
 
     Batch-path writes (:meth:`set_many`, :meth:`mark_ready`) bypass the breaker and raise
     :class:`~listcache.backend.WriteError`: a job must know it failed.
+
+    The same code serves every topology: keys are single-key commands, and a batch is a
+    non-transactional pipeline, which redis-py's ``RedisCluster`` splits into one pipeline per
+    node (keys of one version are spread over all slots: the version is never a hash tag). Give
+    either a ready ``client`` or ``connect``, which makes one on first use: a cluster client
+    connects when made, and the service must start (and compute) while Redis is down.
     """
 
     name = "redis"
 
     def __init__(
         self,
-        client: Any,
+        client: Any = None,
         *,
+        connect: Callable[[], Any] | None = None,
         observer: CacheObserver | None = None,
         ttl_s: int = DEFAULTS.ttl_s,
         breaker: CircuitBreaker | None = None,
         ready_check_s: float = DEFAULTS.ready_check_s,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        self.client = client
+        if (client is None) == (connect is None):
+            raise ValueError("pass either a client or a connect function")
+        self._client = client
+        self._connect = connect
+        self._connect_lock = threading.Lock()
         self.observer = observer or NullObserver()
         self.ttl_s = ttl_s
         self.breaker = breaker or CircuitBreaker()
@@ -65,15 +84,38 @@ class RedisBackend:
         connect_timeout_s: float = DEFAULTS.connect_timeout_s,
         **kwargs: Any,
     ) -> RedisBackend:
-        """A backend with its own client: short timeouts, no retries, no health-check pings."""
-        client = redis.Redis.from_url(
-            url,
-            socket_timeout=socket_timeout_s,
-            socket_connect_timeout=connect_timeout_s,
-            retry=Retry(NoBackoff(), 0),
-            health_check_interval=0,
+        """A backend with its own client (made on first use): short timeouts, no retries, no
+        health-check pings. ``url`` may name any topology of :mod:`listcache.redis_client`."""
+        check_url(url)  # a malformed URL fails here, at startup, not on the first request
+
+        def connect() -> Any:
+            return redis_client(url, socket_timeout_s=socket_timeout_s, connect_timeout_s=connect_timeout_s)
+
+        return cls(connect=connect, **kwargs)
+
+    @classmethod
+    def for_job(cls, url: str) -> RedisBackend:
+        """The batch path's backend (``recserve precompute``, either engine): 30 s timeouts and 3
+        client retries, so a job waits out a slow server or a cluster failover (SETs are
+        idempotent) instead of failing; its writes never go through the breaker anyway."""
+        return cls(
+            redis_client(
+                url,
+                socket_timeout_s=JOB_SOCKET_TIMEOUT_S,
+                connect_timeout_s=JOB_CONNECT_TIMEOUT_S,
+                retries=JOB_RETRIES,
+            )
         )
-        return cls(client, **kwargs)
+
+    @property
+    def client(self) -> Any:
+        """The redis-py client, made on first use; raises what making it raises (handled by callers)."""
+        if self._client is None:
+            assert self._connect is not None
+            with self._connect_lock:
+                if self._client is None:
+                    self._client = self._connect()
+        return self._client
 
     def _call(self, op: str, fn: Callable[[], Any]) -> tuple[bool, Any]:
         """Run one Redis call under the breaker: (ok, result); failures are reported, not raised."""
@@ -116,19 +158,18 @@ class RedisBackend:
         self._call("set", lambda: self.client.set(key, blob, ex=self.ttl_s))
 
     def set_many(self, lists: Iterable[ListWrite], ttl_s: int) -> int:
-        """One non-transactional pipeline for the batch: one round trip per batch of keys."""
-        pipe = self.client.pipeline(transaction=False)
-        size = 0
-        for key, items, scores in lists:
-            blob = encode_list(items, scores)
-            size += len(blob)
-            pipe.set(key, blob, ex=ttl_s)
+        """One non-transactional pipeline for the batch: one round trip per batch of keys (per node
+        of a cluster)."""
+        blobs = [(key, encode_list(items, scores)) for key, items, scores in lists]
         try:
+            pipe = self.client.pipeline(transaction=False)
+            for key, blob in blobs:
+                pipe.set(key, blob, ex=ttl_s)
             pipe.execute()
         except _ERRORS as exc:
             self.observer.backend_error("set_many")
             raise WriteError(f"writing a batch of lists failed: {exc}") from exc
-        return size
+        return sum(len(blob) for _, blob in blobs)
 
     def mark_ready(self, marker_key: str, value: bytes, ttl_s: int | None) -> None:
         try:
@@ -138,4 +179,5 @@ class RedisBackend:
             raise WriteError(f"writing the ready marker {marker_key} failed: {exc}") from exc
 
     def close(self) -> None:
-        self.client.close()
+        if self._client is not None:
+            self._client.close()

@@ -122,30 +122,30 @@ class RedisFresh:
     def from_url(
         cls, url: str, socket_timeout_s: float, connect_timeout_s: float, **kwargs: Any
     ) -> RedisFresh:
-        import redis
-        from redis.backoff import NoBackoff
-        from redis.retry import Retry
+        from listcache.redis_client import check_url, redis_client
 
-        client = redis.Redis.from_url(
-            url,
-            socket_timeout=socket_timeout_s,
-            socket_connect_timeout=connect_timeout_s,
-            retry=Retry(NoBackoff(), 0),
-            health_check_interval=0,
+        check_url(url)  # any topology listcache knows (redis://, redis+cluster://, redis+sentinel://)
+        return cls(
+            _LazyClient(
+                lambda: redis_client(
+                    url, socket_timeout_s=socket_timeout_s, connect_timeout_s=connect_timeout_s
+                )
+            ),
+            **kwargs,
         )
-        return cls(client, **kwargs)
 
     def key(self, user_id: str) -> str:
         return f"{self.prefix}:fresh:{user_id}"
 
     def _call(self, op: str, fn: Callable[[], Any]) -> tuple[bool, Any]:
         import redis
+        from redis.exceptions import RedisClusterException
 
         if not self.breaker.allow():
             return False, None
         try:
             result = fn()
-        except (redis.RedisError, OSError) as exc:
+        except (redis.RedisError, RedisClusterException, OSError) as exc:
             self.breaker.record_failure()
             self.observer.backend_error(op)
             log.debug("redis %s failed: %s", op, exc)
@@ -159,7 +159,8 @@ class RedisFresh:
         key = self.key(user_id)
 
         def write() -> Any:
-            pipe = self.client.pipeline(transaction=True)
+            # one key, so one slot: MULTI on a single node; a cluster pipeline stays non-transactional
+            pipe = self.client.pipeline(transaction=not _is_cluster(self.client))
             pipe.rpush(key, *map(_encode, items))
             pipe.ltrim(key, -self.max_items, -1)
             pipe.expire(key, self.ttl_s)
@@ -203,3 +204,30 @@ def build_fresh_store(settings: Settings, observer: CacheObserver | None = None)
             observer=observer,
         )
     return MemoryFresh(settings.fresh_max_items, settings.fresh_ttl_s, settings.fresh_max_users)
+
+
+def _is_cluster(client: Any) -> bool:
+    target = client.connected if isinstance(client, _LazyClient) else client
+    return type(target).__name__ == "RedisCluster"
+
+
+class _LazyClient:
+    """A Redis client made on first use, so a Redis (or cluster) that is down when the service
+    starts costs failed lookups (counted, breaker) instead of a failed start."""
+
+    def __init__(self, connect: Callable[[], Any]) -> None:
+        self._connect = connect
+        self._client: Any = None
+
+    @property
+    def connected(self) -> Any:
+        if self._client is None:
+            self._client = self._connect()
+        return self._client
+
+    def close(self) -> None:
+        if self._client is not None:
+            self._client.close()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.connected, name)

@@ -9,6 +9,7 @@ from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from listcache import DEFAULTS as LISTS
+from listcache.redis_client import check_url
 
 _TYPE_NAME = re.compile(r"[a-z][a-z0-9_]{0,31}")
 
@@ -31,7 +32,12 @@ class Settings(BaseSettings):
     warmup_queries: int = Field(
         8, ge=0, le=1000, description="Real queries run on a new model before it is swapped in."
     )
-    redis_url: str | None = Field(None, description="Redis for precomputed lists; unset = in-process cache.")
+    redis_url: str | None = Field(
+        None,
+        description="Redis for precomputed lists: redis://host:port/db (one server), "
+        "redis+cluster://host:port[,host:port…] (Redis Cluster) or "
+        "redis+sentinel://host:port[,…]/service (Sentinel); unset = in-process cache.",
+    )
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=0, le=65535, description="0 picks a free port.")
     n_candidates: int | None = Field(
@@ -105,8 +111,7 @@ class Settings(BaseSettings):
         """
         if not value:
             return None
-        if not value.startswith(("redis://", "rediss://", "unix://")):
-            raise ValueError(f"must start with redis://, rediss:// or unix://, got {value!r}")
+        check_url(value)  # RedisURLError is a ValueError: pydantic names the setting
         return value
 
     # -- the feedback loop (docs/feedback.md) --

@@ -153,7 +153,8 @@ def test_cli_precompute_writes_and_reports_keys_per_second(
     ("extra", "message", "status"),
     [  # 1: a runtime failure; 2: called wrong (a bad option value or a missing setting)
         (["--redis-url", "redis://127.0.0.1:{port}/0"], "cannot reach Redis at redis://127.0.0.1:", 1),
-        (["--redis-url", "not-a-url"], "cannot reach Redis at not-a-url", 1),
+        (["--redis-url", "not-a-url"], "--redis-url must start with redis://", 2),
+        (["--redis-url", "redis+cluster://nohost"], "expected host:port", 2),
         (["--redis-url", SHARED_REDIS_URL, "--n", "0"], "--n must be >= 1", 2),
         (["--redis-url", SHARED_REDIS_URL, "--version", "nope"], "version nope not found", 1),
         ([], "no Redis to write to", 2),
