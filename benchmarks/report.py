@@ -202,6 +202,10 @@ def table(results: Results) -> str:
         row("cache-hit run", lambda s: "skipped: see JSON" if _get(svc, s, "cache_skipped") else "–")
     if results.get("rss_mb"):
         row("service RSS after load (MB)", lambda s: _fmt(_get(results, "rss_mb", s), ".0f"))
+        row(
+            "service PSS after load, all processes (MB; shared pages split)",
+            lambda s: _fmt(_get(results, "pss_mb", s), ".0f"),
+        )
         row("raw embeddings + index (MB)", lambda s: _fmt(_get(results, "raw_mb", s), ".0f"))
         row("model load time (s)", lambda s: _fmt(_get(svc, s, "load_seconds"), ".1f"))
 

@@ -94,6 +94,7 @@ def run_suite(opts: BenchOptions, log: Callable[[str], None] = print) -> dict[st
         "service": {},
         "stages": {},
         "rss_mb": {},
+        "pss_mb": {},
         "raw_mb": {},
     }
     for n in sorted(opts.sizes):
@@ -120,6 +121,7 @@ def run_suite(opts: BenchOptions, log: Callable[[str], None] = print) -> dict[st
             cores = min(opts.workers, os.cpu_count() or 1)
             add_limits(results["service"][key], results["stages"].get(key), cores)
             results["rss_mb"][key] = raw["rss_mb"]
+            results["pss_mb"][key] = raw["pss_mb_after"]
     results["machine"]["load_after"] = os.getloadavg()[0]
     results["targets"] = report.targets(results)
     return results

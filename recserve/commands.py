@@ -92,7 +92,6 @@ def train(args: argparse.Namespace) -> int:
 def serve(args: argparse.Namespace) -> int:
     import uvicorn
 
-    from service.app import create_app
     from service.auth import KeyFileError, KeyRing
     from service.http_protocol import PROTOCOL
     from service.logs import logging_config
@@ -125,6 +124,8 @@ def serve(args: argparse.Namespace) -> int:
                 log_config=log_config,
             )
     else:
+        from service.app import create_app  # here only: a --workers supervisor needs no torch
+
         uvicorn.run(
             create_app(settings),
             host=settings.host,
