@@ -51,6 +51,24 @@ class _Forward(Collector):
         return self.registry.collect()
 
 
+class _WorkerSums(Collector):
+    """prometheus-client's sums over every worker's files, minus retired model versions.
+
+    A worker cannot delete a label from its file, so after a swap it sets the old version's
+    ``recserve_model_info`` to 0; leaving those samples out keeps the output what one process
+    would show (only versions being served, value 1), which the version-skew alert relies on.
+    """
+
+    def __init__(self, path: str) -> None:
+        self.sums = multiprocess.MultiProcessCollector(None, path=path)
+
+    def collect(self) -> Iterable[Metric]:
+        for metric in self.sums.collect():
+            if metric.name == "recserve_model_info":
+                metric.samples = [s for s in metric.samples if s.value != 0]
+            yield metric
+
+
 class Metrics:
     """All service metrics. Names are part of the deployment contract (Grafana queries them).
 
@@ -66,7 +84,7 @@ class Metrics:
             # worker's share a second time.
             r: CollectorRegistry | None = None
             self.registry = CollectorRegistry()
-            multiprocess.MultiProcessCollector(self.registry, path=self.multiproc_dir)
+            self.registry.register(_WorkerSums(self.multiproc_dir))
             self.registry.register(_Forward(local))
         else:
             r = local
