@@ -17,8 +17,9 @@ from benchmarks.procs import proc_pss_mb, proc_rss_mb
 from benchmarks.service import ServerProcess, _warm, endpoint_paths
 
 
-def measure(n_items: int, cache_dir: Path) -> list[dict[str, float | int | bool]]:
-    cat = ensure_catalogue(CatalogueSpec(n_items=n_items), cache_dir, log=print)
+def measure(spec: CatalogueSpec, cache_dir: Path) -> list[dict[str, float | int | bool]]:
+    n_items = spec.n_items
+    cat = ensure_catalogue(spec, cache_dir, log=print)
     paths = endpoint_paths(cat)
     rows: list[dict[str, float | int | bool]] = []
     for workers, mmap in ((1, False), (1, True), (2, False), (2, True)):
@@ -42,7 +43,7 @@ def main() -> None:
     ap.add_argument("--items", type=int, default=100_000)
     ap.add_argument("--cache-dir", type=Path, default=Path("var/bench"))
     args = ap.parse_args()
-    measure(args.items, args.cache_dir)
+    measure(CatalogueSpec(n_items=args.items), args.cache_dir)
 
 
 if __name__ == "__main__":

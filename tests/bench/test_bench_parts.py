@@ -130,3 +130,16 @@ def test_targets_checked_at_100k_and_1m() -> None:
     }
     checks = [c for c in report.targets(results) if c["target"] == "/recommend computed / limit"]
     assert [(c["n_items"], c["met"]) for c in checks] == [(100_000, True), (1_000_000, None)]
+
+
+@pytest.mark.slow
+def test_workers_memory_measures_each_setting(tiny_catalogue: Catalogue) -> None:
+    from benchmarks.workers_memory import measure
+
+    root = tiny_catalogue.store_root.parent.parent
+    rows = measure(tiny_catalogue.spec, root)
+    assert [(r["workers"], r["mmap"]) for r in rows] == [(1, False), (1, True), (2, False), (2, True)]
+    for r in rows:
+        assert 0 < r["pss_mb"] <= r["rss_mb"]  # a shared page counts fully in RSS, partly in PSS
+    one, two = rows[0], rows[2]
+    assert two["rss_mb"] > one["rss_mb"]  # two workers are two processes, each with its interpreter
