@@ -62,6 +62,22 @@ def proc_rss_mb(pid: int) -> tuple[float, float]:
     return rss, peak
 
 
+def proc_pss_mb(pid: int) -> float:
+    """Proportional set size in MiB of ``pid`` and its descendants: a page shared by N processes
+    counts 1/N in each, so the sum is the memory the tree really holds (RSS counts shared pages,
+    such as a memory-mapped bundle, once per worker)."""
+    total = 0.0
+    for p in process_tree(pid):
+        try:
+            for line in Path(f"/proc/{p}/smaps_rollup").read_text().splitlines():
+                if line.startswith("Pss:"):
+                    total += int(line.split()[1]) / 1024
+                    break
+        except OSError:
+            continue
+    return total
+
+
 def proc_cpu_seconds(pid: int) -> float:
     """User + system CPU seconds of ``pid`` and its live descendants."""
     total = 0.0

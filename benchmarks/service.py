@@ -34,7 +34,7 @@ import httpx
 import numpy as np
 
 from benchmarks.catalogue import Catalogue
-from benchmarks.procs import drop_keys, free_port, proc_cpu_seconds, proc_rss_mb
+from benchmarks.procs import drop_keys, free_port, proc_cpu_seconds, proc_pss_mb, proc_rss_mb
 from service.http_protocol import PROTOCOL
 
 LUA = r"""
@@ -97,8 +97,12 @@ class ServerProcess:
         self.cmd = [
             sys.executable, "-m", "uvicorn", "service.app:create_app", "--factory", "--http", PROTOCOL,
             "--host", "127.0.0.1", "--port", str(self.port), "--no-access-log", "--log-level", "warning",
-            "--workers", str(workers),
         ]  # fmt: skip
+        if workers > 1:  # as deployed: the bundle mapped and shared, /metrics across workers
+            self.cmd = [
+                sys.executable, "-m", "recserve.cli", "serve", "--host", "127.0.0.1",
+                "--port", str(self.port), "--workers", str(workers),
+            ]  # fmt: skip
         self.env = env
         self.proc: subprocess.Popen[bytes] | None = None
         self.load_seconds = 0.0
@@ -337,6 +341,7 @@ def run_service(
         with ServerProcess(cat.store_root, None, extra_env=env, workers=workers) as server:
             result["load_seconds"] = server.load_seconds
             result["rss_mb"], _ = proc_rss_mb(server.pid)
+            result["pss_mb"] = proc_pss_mb(server.pid)
             # "recommend_fresh": users with 5 fresh clicks each (in-process fresh state), the cost
             # of the feedback loop's "at once" on the request path; same service, same run
             fresh = post_fresh_feedback(server, cat, paths["recommend"])
@@ -350,6 +355,7 @@ def run_service(
             ]
             runs = _measure(server, plan, concurrencies, duration_s, log, cat.spec.n_items)
             result["rss_mb_after"], result["rss_peak_mb"] = proc_rss_mb(server.pid)
+            result["pss_mb_after"] = proc_pss_mb(server.pid)
     if redis_url:
         prefix = f"recserve-bench-{os.getpid()}-{cat.spec.n_items}"
         env = {**no_cache, "RECSERVE_REDIS_PREFIX": prefix}

@@ -57,6 +57,26 @@ def _service_summary(raw: dict[str, Any], concurrencies: Sequence[int]) -> dict[
     return out
 
 
+def add_limits(summary: dict[str, Any], stages: dict[str, Any] | None, cores: int) -> None:
+    """``limit_rps`` and ``ratio_to_limit`` for /recommend and /similar-items, in place.
+
+    The limit is what a service would do whose only work is the framework's floor (the baseline's
+    CPU per request, same run) plus the HNSW search of that endpoint (the stage timer's median,
+    same run): ``1 / (baseline CPU + retrieval)``, times the cores the service's processes can
+    use (``cores``: 1 for one worker). It says how much of the gap is ours to close: 1.0 would be
+    a request path that costs nothing beyond the search.
+    """
+    base_us = (summary.get("baseline") or {}).get("cpu_us_per_req")
+    for ep, stage in (("recommend", "recommend_us"), ("similar", "similar_us")):
+        search_us = ((stages or {}).get(stage) or {}).get("retrieval")
+        if ep not in summary or base_us is None or search_us is None:
+            continue
+        limit = cores * 1e6 / (base_us + search_us)
+        summary[ep]["retrieval_us"] = search_us
+        summary[ep]["limit_rps"] = limit
+        summary[ep]["ratio_to_limit"] = summary[ep]["rps"] / limit
+
+
 def run_suite(opts: BenchOptions, log: Callable[[str], None] = print) -> dict[str, Any]:
     """Every requested part at every size; the smaller sizes first (they fail fast)."""
     from benchmarks.retrieval import run_retrieval
@@ -74,6 +94,7 @@ def run_suite(opts: BenchOptions, log: Callable[[str], None] = print) -> dict[st
         "service": {},
         "stages": {},
         "rss_mb": {},
+        "pss_mb": {},
         "raw_mb": {},
     }
     for n in sorted(opts.sizes):
@@ -90,14 +111,17 @@ def run_suite(opts: BenchOptions, log: Callable[[str], None] = print) -> dict[st
         if "retrieval" in opts.parts:
             log(f"[{report.size_label(n)}] retrieval: recall and q/s, efSearch {list(opts.ef_sweep)}")
             results["retrieval"][key] = run_retrieval(cat, opts.n_queries, opts.ef_sweep)
-        if "stages" in opts.parts:
+        if "stages" in opts.parts or "service" in opts.parts:  # the service's limit needs the search time
             log(f"[{report.size_label(n)}] stages of one request")
             results["stages"][key] = run_stages(cat)
         if "service" in opts.parts:
             log(f"[{report.size_label(n)}] service under wrk load")
             raw = run_service(cat, opts.concurrencies, opts.duration_s, opts.redis_url, log, opts.workers)
             results["service"][key] = _service_summary(raw, opts.concurrencies)
+            cores = min(opts.workers, os.cpu_count() or 1)
+            add_limits(results["service"][key], results["stages"].get(key), cores)
             results["rss_mb"][key] = raw["rss_mb"]
+            results["pss_mb"][key] = raw["pss_mb_after"]
     results["machine"]["load_after"] = os.getloadavg()[0]
     results["targets"] = report.targets(results)
     return results

@@ -140,11 +140,17 @@ class ModelStore:
             verify_files(path, manifest)
             return manifest
 
-    def load(self, version: str | None = None) -> tuple[RecommenderModel, dict[str, Any]]:
-        """Load ``version`` (default: CURRENT), verifying every checksum first."""
+    def load(self, version: str | None = None, mmap: bool = False) -> tuple[RecommenderModel, dict[str, Any]]:
+        """Load ``version`` (default: CURRENT), verifying every checksum first.
+
+        ``mmap`` maps the embeddings and index vectors from the files (see
+        :func:`~model_store.bundle.read_bundle`); shared between processes for a local store. An
+        S3 bundle's download is deleted after loading, so there each process keeps its own copy
+        (Linux keeps the unlinked file alive while it is mapped).
+        """
         version = version or self.current_version()
         with self._local_copy(version) as path:
-            model, manifest = read_bundle(path)
+            model, manifest = read_bundle(path, mmap=mmap)
             if model.version != version:
                 label = self.backend.file_uri(version, MANIFEST)
                 raise InconsistentBundle(f"{label}: manifest names version {model.version!r}", label)

@@ -92,7 +92,6 @@ def train(args: argparse.Namespace) -> int:
 def serve(args: argparse.Namespace) -> int:
     import uvicorn
 
-    from service.app import create_app
     from service.auth import KeyFileError, KeyRing
     from service.http_protocol import PROTOCOL
     from service.logs import logging_config
@@ -109,19 +108,24 @@ def serve(args: argparse.Namespace) -> int:
     # log_config in each); the service writes its own access log (RECSERVE_ACCESS_LOG).
     log_config = logging_config(settings.log_level, settings.log_format)
     if args.workers > 1:
+        from recserve.workers import shared_worker_env
+
         os.environ["RECSERVE_STORE_URI"] = settings.store_uri
-        uvicorn.run(
-            "service.app:create_app",
-            factory=True,
-            host=settings.host,
-            port=settings.port,
-            workers=args.workers,
-            http=PROTOCOL,
-            log_level=settings.log_level,
-            access_log=False,
-            log_config=log_config,
-        )
+        with shared_worker_env(args.workers):  # mapped bundle files, multiprocess /metrics
+            uvicorn.run(
+                "service.app:create_app",
+                factory=True,
+                host=settings.host,
+                port=settings.port,
+                workers=args.workers,
+                http=PROTOCOL,
+                log_level=settings.log_level,
+                access_log=False,
+                log_config=log_config,
+            )
     else:
+        from service.app import create_app  # here only: a --workers supervisor needs no torch
+
         uvicorn.run(
             create_app(settings),
             host=settings.host,

@@ -49,6 +49,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         n_candidates=settings.n_candidates,
         warmup_queries=settings.warmup_queries,
         cache_dir=settings.store_cache_dir,
+        mmap=settings.mmap_bundle,
     )
     lists = CachedLists(build_list_cache(settings, metrics), metrics)
     api_keys = KeyRing.from_settings(settings)  # an unreadable keys file stops the start here
@@ -80,6 +81,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 poller.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await poller
+            metrics.process_exit()
 
     app = FastAPI(
         title="recserve",

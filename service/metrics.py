@@ -1,14 +1,19 @@
 """Prometheus metrics of one app instance (own registry: no import-time global state).
 
-Deployment runs ONE uvicorn process per container and scales by replicas (docs/deploy.md), so the
-registry of this process is the whole truth for its ``/metrics``. prometheus-client's multiprocess
-mode is deliberately not used: with ``serve --workers N`` each scrape would see one random worker.
+One process (``recserve serve``, the default): the registry of this process is the whole truth for
+its ``/metrics``. Several workers (``recserve serve --workers N``): each scrape reaches one random
+worker, so the counters, histograms and gauges are kept in prometheus-client's multiprocess files
+(``PROMETHEUS_MULTIPROC_DIR``, set up and emptied by ``recserve serve``) and ``/metrics`` sums
+them over every worker, live or exited. What only has a meaning per process (the scrape-time
+callback gauges, build info, python_info) comes from the worker that answers; process_* (CPU,
+RSS of one worker) is left out in that mode rather than reported for a random worker.
 """
 
 from __future__ import annotations
 
+import os
 import time
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import Awaitable, Callable, Iterable, MutableMapping
 from typing import Any
 
 from prometheus_client import (
@@ -19,7 +24,10 @@ from prometheus_client import (
     Info,
     PlatformCollector,
     ProcessCollector,
+    multiprocess,
 )
+from prometheus_client.core import Metric
+from prometheus_client.registry import Collector
 
 from service.opsmetrics import CallbackGauge
 
@@ -28,12 +36,59 @@ LATENCY_BUCKETS = (0.0005, 0.001, 0.002, 0.003, 0.005, 0.0075, 0.01, 0.015, 0.02
 STAGE_BUCKETS = (0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1)
 
 
-class Metrics:
-    """All service metrics. Names are part of the deployment contract (Grafana queries them)."""
+def multiprocess_dir() -> str | None:
+    """The multiprocess directory when prometheus-client runs in that mode (read at its import)."""
+    return os.environ.get("PROMETHEUS_MULTIPROC_DIR") or None
 
-    def __init__(self) -> None:
-        self.registry = CollectorRegistry()
-        r = self.registry
+
+class _Forward(Collector):
+    """Collects another registry's metrics (the per-process ones, beside the multiprocess sums)."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.registry = registry
+
+    def collect(self) -> Iterable[Metric]:
+        return self.registry.collect()
+
+
+class _WorkerSums(Collector):
+    """prometheus-client's sums over every worker's files, minus retired model versions.
+
+    A worker cannot delete a label from its file, so after a swap it sets the old version's
+    ``recserve_model_info`` to 0; leaving those samples out keeps the output what one process
+    would show (only versions being served, value 1), which the version-skew alert relies on.
+    """
+
+    def __init__(self, path: str) -> None:
+        self.sums = multiprocess.MultiProcessCollector(None, path=path)
+
+    def collect(self) -> Iterable[Metric]:
+        for metric in self.sums.collect():
+            if metric.name == "recserve_model_info":
+                metric.samples = [s for s in metric.samples if s.value != 0]
+            yield metric
+
+
+class Metrics:
+    """All service metrics. Names are part of the deployment contract (Grafana queries them).
+
+    ``registry`` is what ``/metrics`` renders: this process's registry, or, in multiprocess mode
+    (see the module docstring), the sums over all workers plus this worker's per-process metrics.
+    """
+
+    def __init__(self, multiproc_dir: str | None = None) -> None:
+        self.multiproc_dir = multiproc_dir if multiproc_dir is not None else multiprocess_dir()
+        local = CollectorRegistry()  # per-process: callbacks, build info, platform
+        if self.multiproc_dir:
+            # Values live in the multiprocess files; registering them here too would report this
+            # worker's share a second time.
+            r: CollectorRegistry | None = None
+            self.registry = CollectorRegistry()
+            self.registry.register(_WorkerSums(self.multiproc_dir))
+            self.registry.register(_Forward(local))
+        else:
+            r = local
+            self.registry = local
         self.requests = Counter(
             "recserve_requests_total",
             "HTTP requests by endpoint, method and status.",
@@ -72,6 +127,7 @@ class Metrics:
             "The model version being served (value 1).",
             ["version"],
             registry=r,
+            multiprocess_mode="livemax",  # 1 for each version a live worker serves
         )
         self.model_load_failures = Counter(
             "recserve_model_load_failures_total",
@@ -98,24 +154,25 @@ class Metrics:
         )
         # Read at scrape time through callbacks the app registers (service/opsmetrics.py); the
         # alerts of docker/prometheus/rules/ use them.
-        self.model_loaded = CallbackGauge("recserve_model_loaded", "1 while a model is being served.", r)
+        self.model_loaded = CallbackGauge("recserve_model_loaded", "1 while a model is being served.", local)
         self.model_refused = CallbackGauge(
-            "recserve_model_refused", "1 while the store's CURRENT is a bundle this process refused.", r
+            "recserve_model_refused", "1 while the store's CURRENT is a bundle this process refused.", local
         )
         self.model_age = CallbackGauge(
-            "recserve_model_age_seconds", "Seconds since the serving bundle's created_at.", r
+            "recserve_model_age_seconds", "Seconds since the serving bundle's created_at.", local
         )
         self.model_max_age = Gauge(
             "recserve_model_max_age_seconds",
             "RECSERVE_MODEL_MAX_AGE_S: the age above which the model counts as stale (0 = no limit).",
             registry=r,
+            multiprocess_mode="livemax",  # the same setting in every worker
         )
         self.breaker_state = CallbackGauge(
             "recserve_redis_breaker_state",
             "Redis circuit breaker: 0 closed, 1 half-open, 2 open (no sample without Redis).",
-            r,
+            local,
         )
-        self.build_info = Info("recserve_build", "Version and VCS revision of this build.", registry=r)
+        self.build_info = Info("recserve_build", "Version and VCS revision of this build.", registry=local)
         # -- the feedback loop: CTR per model version is
         #    sum by (version) (rate(recserve_feedback_credited_total{type="click"}[1h]))
         #    / sum by (version) (rate(recserve_lists_served_total[1h]))
@@ -157,8 +214,10 @@ class Metrics:
             registry=r,
         )
         # process_* (CPU, RSS, open fds) and python_info, in this registry rather than the global one.
-        ProcessCollector(registry=r)
-        PlatformCollector(registry=r)
+        if not self.multiproc_dir:
+            ProcessCollector(registry=local)
+        PlatformCollector(registry=local)
+        self._versions: set[str] = set()
 
     def observe_stages(self, timings: dict[str, float]) -> None:
         for stage, seconds in timings.items():
@@ -169,8 +228,19 @@ class Metrics:
         self.redis_errors.labels(op).inc()
 
     def set_model(self, version: str) -> None:
-        self.model_info.clear()
+        if self.multiproc_dir:
+            # clear() would leave the old value in this worker's file: set it to 0 instead.
+            for old in self._versions - {version}:
+                self.model_info.labels(old).set(0)
+            self._versions.add(version)
+        else:
+            self.model_info.clear()
         self.model_info.labels(version).set(1)
+
+    def process_exit(self) -> None:
+        """Drop this worker's live-gauge files (``live*`` modes) when it stops."""
+        if self.multiproc_dir:
+            multiprocess.mark_process_dead(os.getpid(), self.multiproc_dir)
 
 
 ASGIApp = Callable[

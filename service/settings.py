@@ -26,6 +26,11 @@ class Settings(BaseSettings):
     store_cache_dir: str | None = Field(
         None, description="Where bundles from an s3:// store are downloaded before loading (default: tmp)."
     )
+    mmap_bundle: bool = Field(
+        False,
+        description="Memory-map the embeddings and index vectors from the bundle's files, so worker "
+        "processes share one copy (`recserve serve --workers N` turns it on unless set).",
+    )
     admin_token: SecretStr | None = Field(
         None, description="Bearer token for /admin/*; unset = the admin endpoints do not exist."
     )

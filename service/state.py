@@ -99,6 +99,7 @@ class ModelHolder:
     n_candidates: int | None = None
     warmup_queries: int = 8
     cache_dir: str | None = None
+    mmap: bool = False  # map embeddings and index vectors from the bundle (shared by workers)
     current: LoadedModel | None = None
     last_error: str | None = None
     last_error_reason: str | None = None
@@ -142,7 +143,7 @@ class ModelHolder:
     def _load(self, version: str) -> ReloadResult:
         started = time.perf_counter()
         try:
-            model, manifest = self.store().load(version)
+            model, manifest = self.store().load(version, mmap=self.mmap)
             if self.n_candidates is not None:
                 model.n_candidates = self.n_candidates
             warm_up(model, self.warmup_queries)

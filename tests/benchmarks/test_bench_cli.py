@@ -51,8 +51,14 @@ def test_bench_runs_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixture[str
         assert svc[ep]["p50_ms"] <= svc[ep]["p99_ms"]
     assert svc["recommend"]["by_concurrency"]["2"]["cache_fraction"] == 0.0  # all computed
     assert svc["baseline"]["ratio_to_baseline"] == 1.0
+    for ep in ("recommend", "similar"):  # the limit, measured in the same run
+        assert 0 < svc[ep]["ratio_to_limit"] == pytest.approx(svc[ep]["rps"] / svc[ep]["limit_rps"])
+        search_us = results["stages"][n][f"{ep}_us"]["retrieval"]
+        base_us = svc["baseline"]["cpu_us_per_req"]
+        assert svc[ep]["limit_rps"] == pytest.approx(1e6 / (base_us + search_us))
     assert results["rss_mb"][n] > 0
     text = doc.read_text()
     assert "recserve bench" in text and "| measure |" in text and "## Targets" in text
     assert "/recommend p99 with fresh feedback vs without" in text
+    assert "of limit" in text and "/recommend computed / limit" in text
     assert "| measure |" in err  # the table went to stderr

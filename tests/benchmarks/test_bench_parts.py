@@ -82,6 +82,9 @@ def test_report_table_and_targets_from_results(tiny_catalogue: Catalogue) -> Non
                 "recommend": {
                     "p99_ms": 12.0,
                     "ratio_to_baseline": 0.3,
+                    "ratio_to_limit": 0.9,
+                    "limit_rps": 11.0,
+                    "retrieval_us": 400.0,
                     "by_concurrency": {
                         "8": {"rps": 10, "p50_ms": 1, "p95_ms": 2, "p99_ms": 12.0, "ratio_to_baseline": 0.3}
                     },
@@ -93,9 +96,50 @@ def test_report_table_and_targets_from_results(tiny_catalogue: Catalogue) -> Non
     }
     checks = {c["target"]: c for c in report.targets(results)}
     assert checks["/recommend computed p99 @c=8 (ms)"]["met"] is False
-    assert checks["/recommend computed / baseline"]["met"] is True
+    assert checks["/recommend computed / limit"]["met"] is True
     assert checks["RSS - (embeddings + index) (MB)"]["value"] == pytest.approx(650.0)
     assert checks["/recommend cache hit / baseline"]["met"] is None  # not measured: n/a, not a pass
     text = report.table(results)
     assert "| measure | 400 |" in text and "/recommend computed c=8" in text and "30%" in text
+    assert "90% of 11 rps (search 400 µs)" in text
     json.dumps(results)  # the --json line must be serialisable
+
+
+def test_limit_is_baseline_cpu_plus_search_per_core() -> None:
+    from benchmarks.suite import add_limits
+
+    summary = {"baseline": {"cpu_us_per_req": 100.0, "rps": 7000.0}, "recommend": {"rps": 500.0}}
+    summary["similar"] = {"rps": 2000.0}
+    stages = {"recommend_us": {"retrieval": 400.0}, "similar_us": {"retrieval": 150.0}}
+    add_limits(summary, stages, cores=1)
+    assert summary["recommend"]["limit_rps"] == pytest.approx(2000.0)  # 1 / 500 µs
+    assert summary["recommend"]["ratio_to_limit"] == pytest.approx(0.25)
+    assert summary["similar"]["limit_rps"] == pytest.approx(4000.0)  # 1 / 250 µs: its own search
+    assert summary["similar"]["ratio_to_limit"] == pytest.approx(0.5)
+    add_limits(summary, stages, cores=2)  # two workers on two cores: twice the floor's rate
+    assert summary["recommend"]["limit_rps"] == pytest.approx(4000.0)
+    bare = {"baseline": {"cpu_us_per_req": 100.0}, "recommend": {"rps": 500.0}}
+    add_limits(bare, None, cores=1)  # no stage timings: no limit, not a made-up one
+    assert "ratio_to_limit" not in bare["recommend"]
+
+
+def test_targets_checked_at_100k_and_1m() -> None:
+    results = {
+        "sizes": [10_000, 100_000, 1_000_000],
+        "service": {"100000": {"recommend": {"ratio_to_limit": 0.85}}, "1000000": {"recommend": {}}},
+    }
+    checks = [c for c in report.targets(results) if c["target"] == "/recommend computed / limit"]
+    assert [(c["n_items"], c["met"]) for c in checks] == [(100_000, True), (1_000_000, None)]
+
+
+@pytest.mark.slow
+def test_workers_memory_measures_each_setting(tiny_catalogue: Catalogue) -> None:
+    from benchmarks.workers_memory import measure
+
+    root = tiny_catalogue.store_root.parent.parent
+    rows = measure(tiny_catalogue.spec, root)
+    assert [(r["workers"], r["mmap"]) for r in rows] == [(1, False), (1, True), (2, False), (2, True)]
+    for r in rows:
+        assert 0 < r["pss_mb"] <= r["rss_mb"]  # a shared page counts fully in RSS, partly in PSS
+    one, two = rows[0], rows[2]
+    assert two["rss_mb"] > one["rss_mb"]  # two workers are two processes, each with its interpreter

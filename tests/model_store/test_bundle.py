@@ -45,3 +45,20 @@ def test_no_pickle_in_a_bundle(published_store: Path) -> None:
         assert path.suffix in {".json", ".npy", ".faiss", ".safetensors"}, path
         if path.suffix == ".npy":
             np.load(path, allow_pickle=False)  # raises if an object array had been written
+
+
+def test_mmap_load_maps_the_files_and_answers_the_same(published_store: Path) -> None:
+    store = LocalStore(published_store)
+    copied, _ = store.load()
+    mapped, _ = store.load(mmap=True)
+    # the embeddings are read-only views of the bundle's own files, not copies
+    bundle = store.bundle_path(store.current_version())
+    assert isinstance(mapped.item_emb, np.memmap) and not isinstance(copied.item_emb, np.memmap)
+    assert Path(mapped.item_emb.filename) == (bundle / "item_emb.npy").resolve()
+    assert not mapped.user_emb.flags.writeable
+    users = np.arange(10)
+    for a, b in zip(copied.recommend(users, 10), mapped.recommend(users, 10), strict=True):
+        assert np.array_equal(a.items, b.items)
+        np.testing.assert_allclose(a.scores, b.scores, rtol=1e-6)
+    for item in range(5):
+        assert np.array_equal(copied.similar(item, 5).items, mapped.similar(item, 5).items)

@@ -1,0 +1,81 @@
+"""Where a computed request's CPU goes, under load: ``python -m benchmarks.profile_service``.
+
+Starts the service on a bench catalogue (caches off, as in ``recserve bench``), drives it with
+``wrk`` at concurrency 8 and samples it with ``py-spy`` (a separate process reading the service's
+memory: no instrumentation in the code being measured). Prints the share of the samples under each
+part of the request path, inclusive (a frame counts once per sample however deep it recurses).
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import shutil
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+from benchmarks.catalogue import CatalogueSpec, ensure_catalogue
+from benchmarks.service import ServerProcess, _warm, endpoint_paths, run_wrk
+
+# (label, substring of a py-spy frame "function (file:line)"): the request path, outside in.
+PARTS = [
+    ("whole request (ASGI app)", "Starlette.__call__"),
+    ("  endpoint function", "run_endpoint_function"),
+    ("    model: personalised strategy", "PersonalizedStrategy.recommend"),
+    ("      HNSW search", "IndexHNSW.search"),
+    ("      features + ranker", "FeatureRanking.score"),
+    ("        ranker forward", "FrozenRanker.__call__"),
+    ("      selection", "select_top"),
+    ("    answer body (presenter)", "recommend_body"),
+    ("  FastAPI parameter parsing", "solve_dependencies"),
+    ("  response send (headers, write)", "Response.__call__"),
+]
+
+
+def profile(n_items: int, seconds: int, cache_dir: Path, endpoint: str = "recommend") -> dict[str, float]:
+    if shutil.which("py-spy") is None:
+        raise SystemExit("py-spy not found: pip install py-spy")
+    cat = ensure_catalogue(CatalogueSpec(n_items=n_items), cache_dir, log=print)
+    paths = endpoint_paths(cat)[endpoint]
+    with ServerProcess(cat.store_root, None, extra_env={"RECSERVE_CACHE_SIZE": "0"}) as server:
+        _warm(server, paths)
+        with tempfile.TemporaryDirectory() as tmp:
+            raw = Path(tmp) / "raw.txt"
+            spy = subprocess.Popen(
+                ["py-spy", "record", "-p", str(server.pid), "-d", str(seconds), "-r", "200", "-f", "raw",
+                 "-o", str(raw), "--nonblocking"],
+                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            )  # fmt: skip
+            time.sleep(1)
+            run = run_wrk(server, paths, 8, seconds + 2, Path(tmp))
+            spy.wait()
+            counts: collections.Counter[str] = collections.Counter()
+            total = 0
+            for line in raw.read_text().splitlines():
+                stack, _, n = line.rpartition(" ")
+                total += int(n)
+                for label, needle in PARTS:
+                    if needle in stack:
+                        counts[label] += int(n)
+    cpu = f"{run['cpu_us_per_req']:.0f} µs CPU/request"
+    print(f"{endpoint} at {n_items} items, c=8: {run['rps']:.0f} rps, {cpu}; {total} samples")
+    shares = {label: counts[label] / max(total, 1) for label, _ in PARTS}
+    for label, share in shares.items():
+        print(f"{share:6.1%}  {label}")
+    return shares
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--items", type=int, default=100_000)
+    ap.add_argument("--seconds", type=int, default=15)
+    ap.add_argument("--endpoint", choices=["recommend", "similar"], default="recommend")
+    ap.add_argument("--cache-dir", type=Path, default=Path("var/bench"))
+    args = ap.parse_args()
+    profile(args.items, args.seconds, args.cache_dir, args.endpoint)
+
+
+if __name__ == "__main__":
+    main()

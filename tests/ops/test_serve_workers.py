@@ -1,0 +1,91 @@
+"""``recserve serve --workers 2``: /metrics adds up every worker's counts; the bundle is mapped."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+from deploy.helpers import free_port, stop
+from prometheus_client.mmap_dict import MmapedDict, mmap_key
+
+from model_store import LocalStore
+
+pytestmark = pytest.mark.slow
+LABELS = ["endpoint", "method", "status"]
+SIMILAR = ["/similar-items", "GET", "200"]
+
+
+def _stale_counter(prom: Path) -> None:
+    """A counter file of an earlier run: the new run must not add it to its own counts."""
+    prom.mkdir()
+    d = MmapedDict(str(prom / "counter_999999.db"))
+    name = "recserve_requests"
+    d.write_value(mmap_key(name, name + "_total", LABELS, SIMILAR, "stale"), 1000.0, 0.0)
+    d.close()
+
+
+def _per_worker(prom: Path) -> dict[str, float]:
+    """/similar-items 200s counted in each worker's own counter file."""
+    out = {}
+    for f in prom.glob("counter_*.db"):
+        for key, value, _ts, _pos in MmapedDict.read_all_values_from_file(str(f)):
+            if "recserve_requests_total" in key and '"/similar-items"' in key and '"200"' in key:
+                out[f.name] = out.get(f.name, 0.0) + value
+    return out
+
+
+def _scraped_total(text: str) -> float:
+    pattern = r'^recserve_requests_total\{endpoint="/similar-items",method="GET",status="200"\} (\S+)$'
+    return sum(float(m) for m in re.findall(pattern, text, re.M))
+
+
+def test_two_workers_metrics_add_up(published_store: Path, tmp_path: Path) -> None:
+    port = free_port()
+    prom = tmp_path / "prom"
+    _stale_counter(prom)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RECSERVE_")}
+    env.update(
+        RECSERVE_STORE_POLL_INTERVAL="0", RECSERVE_LOG_FORMAT="text", PROMETHEUS_MULTIPROC_DIR=str(prom)
+    )
+    cmd = [sys.executable, "-m", "recserve.cli", "serve", "--port", str(port), "--workers", "2"]
+    cmd += ["--store", str(published_store)]
+    log = tmp_path / "serve.log"
+    with log.open("wb") as out:
+        proc = subprocess.Popen(cmd, cwd=tmp_path, env=env, stdout=out, stderr=out)
+    model, _ = LocalStore(published_store).load()
+    item = model.item_ids.external(0)
+    try:
+        base = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 120
+        while True:
+            assert proc.poll() is None, log.read_text()[-3000:]
+            assert time.monotonic() < deadline, "server not ready in 120 s"
+            try:
+                if httpx.get(f"{base}/readyz", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                time.sleep(0.2)
+        assert not (prom / "counter_999999.db").exists()  # emptied at start
+        sent = 0
+        # A new connection per request: the kernel hands them to either worker. Keep going until
+        # both have answered some (bounded), so the sum really spans two processes.
+        while sent < 600 and (sent < 40 or len([v for v in _per_worker(prom).values() if v]) < 2):
+            resp = httpx.get(f"{base}/similar-items", params={"item_id": item, "k": 3}, timeout=10)
+            assert resp.status_code == 200
+            sent += 1
+        counts = _per_worker(prom)
+        assert len([v for v in counts.values() if v]) == 2, counts
+        for _ in range(4):  # whichever worker answers the scrape reports every worker's count
+            text = httpx.get(f"{base}/metrics", timeout=10).text
+            assert _scraped_total(text) == sent
+        assert "process_resident_memory_bytes" not in text  # one worker's RSS would mislead
+        assert re.search(r'^recserve_model_info\{version="[^"]+"\} 1\.0$', text, re.M)
+    finally:
+        stop(proc)
+    assert proc.returncode is not None
