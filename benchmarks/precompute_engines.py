@@ -14,7 +14,9 @@ and stopped afterwards. Reported per run:
 * ``writing``: first key in Redis to the last (polled every 0.2 s), the steady-state part;
 * ``keys/s``: keys over ``writing`` and over ``wall``;
 * ``CPU-s``: CPU seconds of the command and, for Ray, of every process of the cluster (raylets,
-  GCS, workers): what the machine paid.
+  GCS, workers): what the machine paid;
+* ``Redis bytes/key``: growth of Redis ``used_memory`` per key written (value, key, TTL and
+  Redis' own per-key overhead): what sizes a Redis node.
 """
 
 from __future__ import annotations
@@ -47,11 +49,13 @@ class Run:
     wall_s: float
     writing_s: float
     cpu_s: float
+    redis_bytes: int
 
     def row(self) -> str:
         return (
             f"| {self.engine} | {self.nodes} | {self.keys:,} | {self.wall_s:.0f} | {self.writing_s:.0f} | "
-            f"{self.keys / self.writing_s:,.0f} | {self.keys / self.wall_s:,.0f} | {self.cpu_s:.0f} |"
+            f"{self.keys / self.writing_s:,.0f} | {self.keys / self.wall_s:,.0f} | {self.cpu_s:.0f} | "
+            f"{self.redis_bytes / self.keys:,.0f} |"
         )
 
 
@@ -128,6 +132,7 @@ def run_engine(
         argv += ["--engine", "ray", "--ray-address", cluster.address]
         env |= cluster.driver_env
     keys = KeyWatch(server.url, expected)
+    memory_before = int(keys.client.info("memory")["used_memory"])
     keys.start()
     started = time.monotonic()
     proc = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -145,8 +150,10 @@ def run_engine(
     if proc.returncode != 0 or keys.first is None or keys.last is None:
         raise RuntimeError(f"{engine} failed:\n{err[-3000:]}")
     report = json.loads(out.strip().splitlines()[-1])
+    memory = int(keys.client.info("memory")["used_memory"]) - memory_before
+    keys.client.close()
     nodes = len(cluster.nodes) if cluster else 1
-    return Run(engine, nodes, report["keys"], wall, keys.last - keys.first, cpu.seconds)
+    return Run(engine, nodes, report["keys"], wall, keys.last - keys.first, cpu.seconds, memory)
 
 
 def main() -> int:
