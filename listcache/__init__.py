@@ -10,12 +10,15 @@ Neither side owns it, so it lives here and imports neither ``service`` nor ``tra
 ``backend``            :class:`ListBackend` protocol, :class:`CacheObserver`, :class:`WriteError`
 ``memory``             :class:`MemoryBackend` (in-process LRU)
 ``redis_backend``      :class:`RedisBackend` (+ ``breaker``: :class:`CircuitBreaker`)
+``redis_client``       which Redis a URL names: one server, a Redis Cluster, a Sentinel group
 ``cache``              :class:`ListCache`: the reader's lookup/store over one backend
 ``precompute``         the writer: every user's and item's top-N, ``ready`` marker last
+``ray_engine``         the same job on a Ray cluster (Ray Data; extra ``recserve[distributed]``)
 =====================  ===============================================================
 
-``listcache.precompute`` and ``listcache.redis_backend`` are imported on demand (the first
-calls the model, the second imports redis-py).
+``listcache.precompute``, ``listcache.redis_backend`` (with ``redis_client``) and
+``listcache.ray_engine`` are imported on demand (the first calls the model, the second imports
+redis-py, the last Ray).
 """
 
 from listcache.backend import CacheObserver, ListBackend, NullObserver, StoredList, WriteError

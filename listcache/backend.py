@@ -9,7 +9,7 @@ Two paths use a backend, with opposite failure policies:
   the precompute job) raises :class:`WriteError`, so a half-written version never gets its
   ``ready`` marker.
 
-A new backend (Redis Cluster, memcached, …) implements these six methods; nothing else in the
+A new backend (memcached, …) implements these six methods; nothing else in the
 service or the precompute job changes.
 """
 
