@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -36,6 +37,9 @@ class InteractionData:
     # Optional: a demographic segment per user. Users with no training interactions get the mean
     # embedding (and genre profile) of the trained users of their segment instead of noise.
     user_segment: np.ndarray | None = None
+    # Optional: where the data came from (file paths, column options, the ingest report), written
+    # into the bundle manifest as ``training_config["data"]`` so a retrain can re-read the same file.
+    source: dict[str, Any] | None = None
 
     @property
     def n_users(self) -> int:

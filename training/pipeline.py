@@ -257,7 +257,10 @@ def train_and_publish(
 ) -> tuple[str, dict[str, Any]]:
     config = config or TrainConfig()
     model, metrics = train_model(data, config, progress)
+    training_config = asdict(config)
+    if data.source is not None:
+        training_config["data"] = data.source
     version = store.publish(
-        model, training_config=asdict(config), metrics=metrics, data_fingerprint=data.fingerprint()
+        model, training_config=training_config, metrics=metrics, data_fingerprint=data.fingerprint()
     )
     return version, metrics
