@@ -52,6 +52,7 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
     )
     g.add_argument("--epochs", type=int, default=20, help="MF epochs (default 20)")
     g.add_argument("--dim", type=int, default=64, help="embedding dimension (default 64)")
+    g.add_argument("--ranker-epochs", type=int, default=20, help="at most (early-stopped; default 20)")
 
 
 def _spec(args: argparse.Namespace, path: str) -> Any:
@@ -139,8 +140,8 @@ def format_report(r: dict[str, Any]) -> str:
 def _train_file(args: argparse.Namespace) -> int:
     from training.ingest.reader import DataError
 
-    if args.k < 1 or args.epochs < 1 or args.dim < 1:
-        return _fail("train", ValueError("--k, --epochs and --dim must be >= 1"))
+    if min(args.k, args.epochs, args.dim, args.ranker_epochs) < 1:
+        return _fail("train", ValueError("--k, --epochs, --dim and --ranker-epochs must be >= 1"))
     try:
         from training.ingest.build import file_train_config, load_interactions
 
@@ -152,7 +153,7 @@ def _train_file(args: argparse.Namespace) -> int:
     from training.pipeline import train_and_publish
 
     print(format_report(report))
-    config = file_train_config(args.seed, args.loss, args.k, args.epochs, args.dim)
+    config = file_train_config(args.seed, args.loss, args.k, args.epochs, args.dim, args.ranker_epochs)
     uri = _store_uri(args.store)
     print(f"training: {data.n_users} users, {data.n_items} items, MF loss {args.loss}, {args.epochs} epochs")
     version, metrics = train_and_publish(data, open_store(uri), config)

@@ -127,7 +127,9 @@ def _with(side: SideInfo | None, n: int) -> tuple[np.ndarray, list[str]]:
     return side.features, list(side.feature_names)
 
 
-def file_train_config(seed: int = 0, loss: str = "slatk", k: int = 20, epochs: int = 20, dim: int = 64):
+def file_train_config(
+    seed: int = 0, loss: str = "slatk", k: int = 20, epochs: int = 20, dim: int = 64, ranker_epochs: int = 20
+):
     """The training configuration for a file: MovieLens-100K's documented one, made generic.
 
     (docs/results/ml100k.md: SL@K MF, ranker early-stopped on 15% of the validation users,
@@ -139,7 +141,7 @@ def file_train_config(seed: int = 0, loss: str = "slatk", k: int = 20, epochs: i
 
     return TrainConfig(
         mf=MFConfig(dim=dim, epochs=epochs, loss=loss, k=k, seed=seed),
-        ranker=RankerConfig(epochs=20, val_fraction=0.15, patience=3, seed=seed),
+        ranker=RankerConfig(epochs=ranker_epochs, val_fraction=0.15, patience=3, seed=seed),
         recent_items=5,
         seed=seed,
     )
