@@ -131,8 +131,11 @@ def format_report(r: dict[str, Any]) -> str:
                 f"{f['unknown_ids']:,} unknown ids ignored{' (e.g. ' + examples + ')' if examples else ''}, "
                 f"{f['without_row']:,} ids without a row"
             )
-            used = [*f["numeric"], *f["categorical"], *f["attribute_only"]]
-            lines.append(f"  columns used: {', '.join(used) or '(none)'}")
+            onehot = [f"{c} ({n} values)" for c, n in f["categorical"].items()]
+            lines.append(f"  ranker features: {', '.join([*f['numeric'], *onehot]) or '(none)'}")
+            if key == "items_file":
+                attrs = [*f["categorical"], *(f"{c} ({why})" for c, why in f["attribute_only"].items())]
+                lines.append(f"  filterable attributes: {', '.join(attrs) or '(none)'}")
             lines += [f"  column {c!r} not used: {why}" for c, why in f["skipped"].items()]
     return "\n".join(lines)
 

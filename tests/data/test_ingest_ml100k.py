@@ -53,8 +53,10 @@ def write_csv_variant(ml: MovieLens100K, folder: Path) -> dict[str, Any]:
     users = {"user_id": [str(u) for u in ml.user_ids], "age": ml.age, "occupation": ml.occupation}
     pacsv.write_csv(pa.table(users), folder / "users.csv")
     return {
-        "args": ["--interactions", folder / "ratings.csv", "--weight-col", "rating", "--min-weight", "4"]
-        + ["--items", folder / "items.csv", "--users", folder / "users.csv", "--list-sep", "|"],
+        "args": [
+            *("--interactions", folder / "ratings.csv", "--weight-col", "rating", "--min-weight", "4"),
+            *("--items", folder / "items.csv", "--users", folder / "users.csv", "--list-sep", "|"),
+        ],
         "user": str,
         "item": str,
         "genres": dict(zip(items["item_id"], _genres(ml), strict=True)),
@@ -86,10 +88,12 @@ def write_parquet_variant(ml: MovieLens100K, folder: Path) -> dict[str, Any]:
         for u, g, occ in zip(ml.user_ids, ml.gender, ml.occupation, strict=True):
             fh.write(json.dumps({"viewer": user(u), "gender": g, "occupation": occ}) + "\n")
     return {
-        "args": ["--interactions", folder / "ratings.parquet", "--user-col", "viewer", "--item-col", "film"]
-        + ["--time-col", "when", "--weight-col", "stars", "--min-weight", "4"]
-        + ["--items", folder / "items.parquet", "--item-id-col", "film"]
-        + ["--users", folder / "users.jsonl", "--user-id-col", "viewer"],
+        "args": [
+            *("--interactions", folder / "ratings.parquet", "--user-col", "viewer", "--item-col", "film"),
+            *("--time-col", "when", "--weight-col", "stars", "--min-weight", "4"),
+            *("--items", folder / "items.parquet", "--item-id-col", "film"),
+            *("--users", folder / "users.jsonl", "--user-id-col", "viewer"),
+        ],
         "user": user,
         "item": item,
         "genres": dict(zip(films, genres, strict=True)),

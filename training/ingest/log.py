@@ -111,8 +111,12 @@ def _k_core(users: np.ndarray, items: np.ndarray, k: int, n_users: int, n_items:
         keep &= ~drop
 
 
-def collapse(log: RawLog, filters: LogFilters, progress: bool = True) -> Pairs:
-    """Collapse duplicates, apply the filters and count every row's fate (see module docstring)."""
+def collapse(log: RawLog, filters: LogFilters, progress: bool = True, allow_empty: bool = False) -> Pairs:
+    """Collapse duplicates, apply the filters and count every row's fate (see module docstring).
+
+    A filter that leaves nothing is an error naming it, unless ``allow_empty`` (then the report's
+    ``emptied_by`` names it): ``data inspect`` reports what training would do rather than failing.
+    """
     steps = tqdm(total=3, desc="collapsing duplicates", disable=not progress, leave=False)
     n_items = len(log.item_ids)
     key = log.users * n_items + log.items
@@ -131,43 +135,32 @@ def collapse(log: RawLog, filters: LogFilters, progress: bool = True) -> Pairs:
     steps.update()
 
     dropped = {"duplicate_merged": int(log.n_rows - len(starts))}
-    empty_msg = "no interactions left after {}"
-    keep = weight > 0
-    dropped["non_positive_weight"] = int(count[~keep].sum())
-    if not keep.any():
-        raise DataError(
-            f"{log.path}: " + empty_msg.format(f"dropping pairs whose weight is <= 0 (all {len(keep)})")
-        )
-    # Rows of a dropped pair count under the drop reason, not as merged duplicates.
-    dropped["duplicate_merged"] -= int((count[~keep] - 1).sum())
+    emptied_by: list[str] = []
+
+    def drop(reason: str, gone: np.ndarray, why: str) -> np.ndarray:
+        # Rows of a dropped pair count under the drop reason, not as merged duplicates.
+        dropped[reason] = int(count[gone].sum())
+        dropped["duplicate_merged"] -= int((count[gone] - 1).sum())
+        still = keep & ~gone
+        if keep.any() and not still.any():
+            emptied_by.append(why)
+            if not allow_empty:
+                raise DataError(f"{log.path}: no interactions left after {why}")
+        return still
+
+    keep = np.ones(len(starts), bool)
+    keep = drop("non_positive_weight", weight <= 0, f"dropping pairs whose weight is <= 0 (all {len(keep)})")
     if filters.min_weight is not None:
-        low = keep & (weight < filters.min_weight)
-        dropped["below_min_weight"] = int(count[low].sum())
-        dropped["duplicate_merged"] -= int((count[low] - 1).sum())
-        keep &= ~low
-        if not keep.any():
-            raise DataError(
-                f"{log.path}: "
-                + empty_msg.format(
-                    f"--min-weight {filters.min_weight:g}: the largest pair weight is {weight.max():g}"
-                )
-            )
+        why = f"--min-weight {filters.min_weight:g}: the largest pair weight is {weight.max():g}"
+        keep = drop("below_min_weight", keep & (weight < filters.min_weight), why)
     steps.update()
     if filters.k_core > 1:
         core = np.zeros(len(keep), bool)
         core[keep] = _k_core(users[keep], items[keep], filters.k_core, len(log.user_ids), n_items)
-        gone = keep & ~core
-        dropped["k_core"] = int(count[gone].sum())
-        dropped["duplicate_merged"] -= int((count[gone] - 1).sum())
-        keep = core
-        if not keep.any():
-            raise DataError(
-                f"{log.path}: "
-                + empty_msg.format(
-                    f"--k-core {filters.k_core}: no user and item set where each "
-                    f"has at least {filters.k_core} interactions"
-                )
-            )
+        why = (
+            f"--k-core {filters.k_core}: no set of users and items each with >= {filters.k_core} interactions"
+        )
+        keep = drop("k_core", keep & ~core, why)
     steps.update()
     steps.close()
     u_keep, i_keep = np.unique(users[keep]), np.unique(items[keep])
@@ -190,6 +183,8 @@ def collapse(log: RawLog, filters: LogFilters, progress: bool = True) -> Pairs:
         "users": len(pairs.user_ids),
         "items": len(pairs.item_ids),
     }
+    if emptied_by:
+        pairs.report["emptied_by"] = emptied_by[0]
     return pairs
 
 

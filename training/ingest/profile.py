@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -48,9 +47,12 @@ def inspect_file(spec: DataSpec, progress: bool = True) -> dict[str, Any]:
         out["time_range"] = {"min": _iso(float(log.times.min())), "max": _iso(float(log.times.max()))}
     if log.weights is not None:
         out["weight"] = {"min": float(log.weights.min()), "max": float(log.weights.max())}
-    filtered = collapse(log, spec.filters, progress) if spec.filters != LogFilters() else raw
+    filtered = (
+        collapse(log, spec.filters, progress, allow_empty=True) if spec.filters != LogFilters() else raw
+    )
     out["would_drop"] = filtered.report["dropped"]
     out["would_keep"] = {k: filtered.report[k] for k in ("interactions", "users", "items")}
+    out["emptied_by"] = filtered.report.get("emptied_by")
     out["filters"] = {"min_weight": spec.filters.min_weight, "k_core": spec.filters.k_core}
     return out
 
@@ -92,8 +94,6 @@ def format_profile(p: dict[str, Any]) -> str:
         lines.append(f"  {reason:<22}{n:>10,} rows")
     k = p["would_keep"]
     lines.append(f"and keep {k['interactions']:,} interactions, {k['users']:,} users, {k['items']:,} items")
+    if p["emptied_by"]:
+        lines.append(f"training would fail: no interactions left after {p['emptied_by']}")
     return "\n".join(lines)
-
-
-def with_filters(spec: DataSpec, min_weight: float | None, k_core: int) -> DataSpec:
-    return replace(spec, filters=LogFilters(min_weight, k_core))

@@ -141,7 +141,7 @@ def csv_header(fmt: FileFormat) -> list[str]:
                 reader = csv.reader([text.lstrip("\ufeff")], delimiter=delimiter, quoting=_quoting(fmt))
                 return next(reader)
     except (OSError, EOFError) as exc:
-        raise DataError(f"{fmt.path}: cannot read ({exc})") from exc
+        raise DataError(f"{fmt.path}: cannot be read as {fmt.label} ({exc})") from exc
     raise DataError(f"{fmt.path}: the file is empty (no header line)")
 
 

@@ -9,7 +9,7 @@ Every column but the id column is used:
   one-hot ranker features of its ``MAX_CATEGORIES`` most frequent values that occur at least
   twice. A column whose values are nearly all distinct (titles, URLs: more than
   ``MAX_CATEGORIES`` values and more than half as many values as rows) carries no pattern a
-  one-hot could learn: it stays an attribute only.
+  one-hot could learn: it stays an attribute only (so does a column where no value occurs twice).
 
 The items' one-hot block is also the tag table (a user's tag profile × an item's tags is the
 ranker's ``tag_affinity``). Rows whose id is not among the model's users/items are counted and
@@ -92,7 +92,7 @@ def read_side(
         "without_row": int(n - known.sum()),
         "numeric": [],
         "categorical": {},
-        "attribute_only": [],
+        "attribute_only": {},
         "skipped": {},
     }
     numeric: list[np.ndarray] = []
@@ -128,15 +128,17 @@ def read_side(
         if what == "item":
             attributes[name] = _per_entity(ent, vcodes, vocab, n)
         counts = np.bincount(vcodes, minlength=len(vocab))
-        if len(vocab) > MAX_CATEGORIES and len(vocab) > 0.5 * max(1, report["matched"]):
-            if what == "item":
-                report["attribute_only"].append(name)
-            else:
-                report["skipped"][name] = "nearly all values distinct"
-            continue
         top = [v for v in np.argsort(-counts, kind="stable")[:MAX_CATEGORIES].tolist() if counts[v] >= 2]
-        if not top:
-            report["skipped"][name] = "no value occurs twice"
+        why = ""
+        if len(vocab) > MAX_CATEGORIES and len(vocab) > 0.5 * max(1, report["matched"]):
+            why = "nearly all values distinct"
+        elif not top:
+            why = "no value occurs twice"
+        if why:
+            if what == "item":
+                report["attribute_only"][name] = why
+            else:
+                report["skipped"][name] = why
             continue
         col_of = np.full(len(vocab), -1)
         col_of[top] = np.arange(len(top))
