@@ -125,11 +125,12 @@ def format_report(r: dict[str, Any]) -> str:
     for key in ("items_file", "users_file"):
         if key in r:
             f = r[key]
-            examples = ", ".join(map(repr, f["unknown_examples"]))
+            shown = ", ".join(map(repr, f["unknown_examples"]))
+            examples = f" (e.g. {shown})" if shown else ""
             lines.append(
-                f"{key.replace('_', ' ')} {f['file']}: {f['matched']:,} rows matched, "
-                f"{f['unknown_ids']:,} unknown ids ignored{' (e.g. ' + examples + ')' if examples else ''}, "
-                f"{f['without_row']:,} ids without a row"
+                f"{key.replace('_', ' ')} {f['file']}: {f['matched']:,} rows matched; "
+                f"{f['unknown_ids']:,} unknown id(s) ignored{examples}; "
+                f"{f['without_row']:,} {key[:-6]}(s) without a row"
             )
             onehot = [f"{c} ({n} values)" for c, n in f["categorical"].items()]
             lines.append(f"  ranker features: {', '.join([*f['numeric'], *onehot]) or '(none)'}")

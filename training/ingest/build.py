@@ -10,7 +10,7 @@ so a later retrain can read the same files with the same options.
 from __future__ import annotations
 
 import hashlib
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -94,7 +94,11 @@ def load_interactions(spec: DataSpec, progress: bool = True) -> tuple[Interactio
     activity = np.log1p(np.bincount(train_u, minlength=n_users)).astype(np.float32)[:, None]
     user_features, user_names = _with(user_side, n_users)
     item_features, item_names = _with(item_side, n_items)
-    source = spec.to_dict()
+    # Absolute paths, so a retrain from any working directory reads the same files.
+    absolute = {
+        k: str(Path(v).resolve()) for k in ("interactions", "items", "users") if (v := getattr(spec, k))
+    }
+    source = replace(spec, **absolute).to_dict()
     source["files"] = {"interactions": file_digest(spec.interactions)}
     for key in ("items", "users"):
         if getattr(spec, key):

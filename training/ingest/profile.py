@@ -79,7 +79,7 @@ def format_profile(p: dict[str, Any]) -> str:
     head = " ".join(f"{n:>6}" for n in Q_NAMES)
     lines.append(f"{'':<16}{head}")
     for key, label in (("per_user", "pairs per user"), ("per_item", "pairs per item")):
-        lines.append(f"{label:<16}" + " ".join(f"{p[key][n]:>6g}" for n in Q_NAMES))
+        lines.append(f"{label:<16}" + " ".join(f"{p[key][n]:>6.4g}" for n in Q_NAMES))
     f = p["filters"]
     given = ", ".join(
         s
