@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pyarrow as pa
 from tqdm import tqdm
 
 from training.ingest.columns import id_column, number_column, time_column
@@ -95,6 +96,8 @@ def read_log(path: str | Path, columns: LogColumns, time_required: bool, progres
     items, item_ids = id_column(table, columns.item_col, "item id", loc)
     times = time_column(table, time_col, loc) if time_col else None
     weights = number_column(table, columns.weight_col, "weight", loc) if columns.weight_col else None
+    del table
+    pa.default_memory_pool().release_unused()  # the text columns are done with: give the memory back
     used = LogColumns(columns.user_col, columns.item_col, time_col, columns.weight_col)
     return RawLog(Path(path), fmt.label, used, users, items, user_ids, item_ids, times, weights, loc)
 
@@ -129,8 +132,7 @@ def collapse(log: RawLog, filters: LogFilters, progress: bool = True, allow_empt
     steps = tqdm(total=3, desc="collapsing duplicates", disable=not progress, leave=False)
     n_items = len(log.item_ids)
     key = log.users * n_items + log.items
-    rows = np.arange(log.n_rows)
-    time = log.times if log.times is not None else rows.astype(np.float64)
+    time = log.times if log.times is not None else np.arange(log.n_rows, dtype=np.float64)
     order = _pair_time_order(key, time)
     key_sorted = key[order]
     starts = np.flatnonzero(np.r_[True, key_sorted[1:] != key_sorted[:-1]])
@@ -138,8 +140,7 @@ def collapse(log: RawLog, filters: LogFilters, progress: bool = True, allow_empt
     count = ends - starts
     last = order[ends - 1]
     first_row = np.minimum.reduceat(order, starts)
-    w = log.weights[order] if log.weights is not None else np.ones(len(order))
-    weight = np.add.reduceat(w, starts)
+    weight = np.add.reduceat(log.weights[order], starts) if log.weights is not None else count.astype(float)
     users, items, ptime = log.users[last], log.items[last], time[last]
     steps.update()
 
