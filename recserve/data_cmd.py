@@ -147,9 +147,10 @@ def _train_file(args: argparse.Namespace) -> int:
     if min(args.k, args.epochs, args.dim, args.ranker_epochs) < 1:
         return _fail("train", ValueError("--k, --epochs, --dim and --ranker-epochs must be >= 1"))
     try:
-        from training.ingest.build import file_train_config, load_interactions
+        from training.ingest.build import check_trainable, file_train_config, load_interactions
 
         data, report = load_interactions(_spec(args, args.interactions))
+        check_trainable(data)
     except DataError as exc:
         return _fail("train", exc)
     from model_store import open_store

@@ -105,6 +105,8 @@ def test_filter_that_empties_the_data_is_named(tmp_path: Path, run_cli: Run) -> 
     assert "no interactions left after --min-weight 3" in msg and "largest pair weight is 1" in msg
     msg = _error(run_cli, "train", "--interactions", path, "--k-core", "3")
     assert "no interactions left after --k-core 3" in msg
+    # Each user keeps one training pair: nothing to cut a validation slice from.
+    assert "too little data to train" in _error(run_cli, "train", "--interactions", path)
     neg = _write(tmp_path / "neg.csv", "user_id,item_id,w\nu1,a,-1\nu2,b,0\n")
     msg = _error(run_cli, "data", "inspect", neg, "--weight-col", "w")
     assert "weight is <= 0" in msg

@@ -18,6 +18,7 @@ import numpy as np
 
 from training.data import InteractionData
 from training.ingest.log import LogColumns, LogFilters, Pairs, collapse, read_log, split_by_time
+from training.ingest.reader import DataError
 from training.ingest.side import SideInfo, read_side
 
 
@@ -123,6 +124,21 @@ def load_interactions(spec: DataSpec, progress: bool = True) -> tuple[Interactio
         source=source,
     )
     return data, report
+
+
+def check_trainable(data: InteractionData) -> None:
+    """Refuse data the two-stage trainer cannot learn from, with the reason (not NaN metrics).
+
+    The ranker learns on the last part of each user's training history, so at least one user
+    needs two or more training interactions.
+    """
+    counts = np.bincount(data.train_users, minlength=data.n_users)
+    if not (counts >= 2).any():
+        raise DataError(
+            f"{data.source['interactions'] if data.source else data.name}: too little data to train: "
+            f"no user has 2 or more training interactions ({len(data.train_users)} training, "
+            f"{len(data.test_users)} test pairs); the ranker's validation slice is cut from them"
+        )
 
 
 def _with(side: SideInfo | None, n: int) -> tuple[np.ndarray, list[str]]:

@@ -115,17 +115,25 @@ def time_column(table: pa.Table, name: str, loc: Locator) -> np.ndarray:
     if len(arr) == 0:
         return np.zeros(0, np.float64)
     if _casts(arr.slice(0, 1), pa.float64()):
-        if not _casts(arr, pa.float64()):
+        values = _cast_or_none(arr, pa.float64())
+        if values is None:
             i = first_bad(arr, lambda a: _casts(a, pa.float64()))
             raise DataError(
                 f"{loc.where(i)}: timestamp {arr[i].as_py()!r} (column {name!r}) is not a number, "
                 f"but the column's first value {arr[0].as_py()!r} is epoch seconds"
             )
-        return _finite(arr.cast(pa.float64()).to_numpy(), arr, name, "timestamp", loc)
+        return _finite(values.to_numpy(), arr, name, "timestamp", loc)
     for target in (pa.timestamp("us"), pa.timestamp("us", "UTC")):
-        if _casts(arr, target):
-            return arr.cast(target).cast(pa.int64()).to_numpy().astype(np.float64) / 1e6
+        if (stamps := _cast_or_none(arr, target)) is not None:
+            return stamps.cast(pa.int64()).to_numpy().astype(np.float64) / 1e6
     return _iso_python(arr, name, loc)
+
+
+def _cast_or_none(arr: pa.Array, target: pa.DataType) -> pa.Array | None:
+    try:
+        return arr.cast(target)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        return None
 
 
 def _finite(values: np.ndarray, arr: pa.Array, name: str, what: str, loc: Locator) -> np.ndarray:
@@ -140,10 +148,11 @@ def number_column(table: pa.Table, name: str, what: str, loc: Locator) -> np.nda
     """Float64 values of a numeric column (text is parsed); empty or unparseable → error naming the row."""
     arr = _column(table, name)
     _require_values(arr, name, what, loc)
-    if not _casts(arr, pa.float64()):
+    values = _cast_or_none(arr, pa.float64())
+    if values is None:
         i = first_bad(arr, lambda a: _casts(a, pa.float64()))
         raise DataError(f"{loc.where(i)}: {what} {arr[i].as_py()!r} (column {name!r}) is not a number")
-    return _finite(arr.cast(pa.float64()).to_numpy(zero_copy_only=False), arr, name, what, loc)
+    return _finite(values.to_numpy(zero_copy_only=False), arr, name, what, loc)
 
 
 def numeric_or_none(arr: pa.Array) -> np.ndarray | None:

@@ -173,10 +173,17 @@ def collapse(log: RawLog, filters: LogFilters, progress: bool = True, allow_empt
         keep = drop("k_core", keep & ~core, why)
     steps.update()
     steps.close()
-    u_keep, i_keep = np.unique(users[keep]), np.unique(items[keep])
+    users, items = users[keep], items[keep]
+    # Compact the ids to those still present (in first-appearance order), in O(rows).
+    u_keep = np.flatnonzero(np.bincount(users, minlength=len(log.user_ids)))
+    i_keep = np.flatnonzero(np.bincount(items, minlength=n_items))
+    u_new = np.zeros(len(log.user_ids), np.int64)
+    u_new[u_keep] = np.arange(len(u_keep))
+    i_new = np.zeros(n_items, np.int64)
+    i_new[i_keep] = np.arange(len(i_keep))
     pairs = Pairs(
-        users=np.searchsorted(u_keep, users[keep]),
-        items=np.searchsorted(i_keep, items[keep]),
+        users=u_new[users],
+        items=i_new[items],
         weight=weight[keep],
         time=ptime[keep],
         first_row=first_row[keep],
