@@ -14,7 +14,7 @@ import logging
 import sys
 from collections.abc import Sequence
 
-from recserve import bench_cmd, commands, db_cmd, precompute_cmd, retrain_cmd, store_cmd
+from recserve import bench_cmd, commands, data_cmd, db_cmd, precompute_cmd, retrain_cmd, store_cmd
 
 # Expected failures from the layers below, by (module, class name): the classes are looked up in
 # sys.modules when an error happens, so naming them here imports nothing (model_store pulls torch).
@@ -61,13 +61,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=commands.serve)
 
     p = sub.add_parser("train", help="train a model and publish it to the store")
-    p.add_argument("--dataset", choices=["synthetic", "health", "ml100k"], default="synthetic")
+    p.add_argument(
+        "--dataset", choices=["synthetic", "health", "ml100k"], default=None, help="default synthetic"
+    )
     p.add_argument("--loss", choices=["bpr", "sl", "slatk"], default="slatk", help="MF loss (default SL@K)")
     p.add_argument("--k", type=positive_int, default=20, help="K of SL@K (default 20)")
     p.add_argument("--store", default=None, help="default: RECSERVE_STORE_URI")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json", action="store_true", help="print version and metrics as JSON (alone on stdout)")
-    p.set_defaults(func=commands.train)
+    data_cmd.add_train_arguments(p)
+    p.set_defaults(func=data_cmd.train)
+
+    p = sub.add_parser("data", help="validate and profile your own interaction files")
+    actions = p.add_subparsers(dest="action", required=True, metavar="ACTION")
+    e = actions.add_parser("inspect", help="rows, ids, duplicates, time range, what training would drop")
+    data_cmd.add_inspect_arguments(e)
+    e.set_defaults(func=data_cmd.inspect)
 
     p = sub.add_parser("store", help="list, verify, promote, roll back and gc the model store")
     store_cmd.add_arguments(p)

@@ -1,0 +1,94 @@
+"""Reading your own data at scale: ``python -m benchmarks.ingest --rows 10000000``.
+
+Writes a synthetic power-law interaction log (``--users`` × ``--items``, Zipf item popularity,
+epoch-second times) as CSV, gzip CSV and Parquet into a temporary folder, then measures, each in
+a fresh process so peak RSS is that step's own:
+
+* ``inspect``: what ``recserve data inspect`` does (read, parse, collapse, profile);
+* ``load``: what ``recserve train --interactions`` does before training (read, collapse, split,
+  build the training arrays, hash the file for the manifest).
+
+Prints one line per (format, step) with seconds, rows/s and peak RSS, then the rows as JSON.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+
+def write_log(folder: Path, rows: int, users: int, items: int, seed: int = 0) -> dict[str, Path]:
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
+    import pyarrow.parquet as pq
+
+    rng = np.random.default_rng(seed)
+    table = pa.table(
+        {
+            "user_id": pa.array(rng.integers(0, users, rows)).cast(pa.string()),
+            "item_id": pa.array(rng.zipf(1.2, rows) % items).cast(pa.string()),
+            "timestamp": 1_600_000_000 + rng.integers(0, 10**8, rows),
+        }
+    )
+    paths = {"csv": folder / "log.csv", "csv.gz": folder / "log.csv.gz", "parquet": folder / "log.parquet"}
+    pacsv.write_csv(table, paths["csv"])
+    with pa.CompressedOutputStream(str(paths["csv.gz"]), "gzip") as out:
+        pacsv.write_csv(table, out)
+    pq.write_table(table, paths["parquet"])
+    return paths
+
+
+def run_step(path: str, step: str) -> dict[str, float]:
+    """One measurement in this process (called in a child by :func:`main`)."""
+    from training.ingest.build import DataSpec, load_interactions
+    from training.ingest.profile import inspect_file
+
+    spec = DataSpec(path)
+    start = time.perf_counter()
+    if step == "inspect":
+        rows = inspect_file(spec, progress=False)["rows"]
+    else:
+        rows = load_interactions(spec, progress=False)[1]["rows"]
+    seconds = time.perf_counter() - start
+    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return {"rows": rows, "seconds": round(seconds, 2), "peak_rss_mb": round(peak_mb)}
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--rows", type=int, default=1_000_000)
+    p.add_argument("--users", type=int, default=200_000)
+    p.add_argument("--items", type=int, default=1_000_000)
+    p.add_argument("--step", choices=["inspect", "load"], help=argparse.SUPPRESS)
+    p.add_argument("--file", help=argparse.SUPPRESS)
+    args = p.parse_args(argv)
+    if args.step:
+        print(json.dumps(run_step(args.file, args.step)))
+        return 0
+    results = []
+    with tempfile.TemporaryDirectory(prefix="recserve-ingest-") as tmp:
+        paths = write_log(Path(tmp), args.rows, args.users, args.items)
+        for fmt, path in paths.items():
+            size_mb = path.stat().st_size / 2**20
+            for step in ("inspect", "load"):
+                cmd = [sys.executable, "-m", "benchmarks.ingest", "--step", step, "--file", str(path)]
+                out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
+                r = {"format": fmt, "file_mb": round(size_mb), "step": step, **json.loads(out)}
+                results.append(r)
+                print(
+                    f"{fmt:<8} {size_mb:>7.0f} MB  {step:<8} {r['seconds']:>7.2f} s  "
+                    f"{r['rows'] / r['seconds']:>12,.0f} rows/s  peak RSS {r['peak_rss_mb']:>6} MB"
+                )
+    print(json.dumps(results))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
