@@ -25,9 +25,10 @@ def _write(path: Path, text: str) -> Path:
     return path
 
 
-def _error(run_cli: Run, *argv: str | Path) -> str:
+def _error(run_cli: Run, *argv: str | Path, status: int = 1) -> str:
+    """The one error line of a failed command; ``status`` 1 = bad input, 2 = called wrong."""
     code, out, err = run_cli(*argv)
-    assert code == 1, (out, err)
+    assert code == status, (out, err)
     assert "Traceback" not in err
     lines = [line for line in err.splitlines() if "error:" in line]
     assert len(lines) == 1, err
@@ -123,8 +124,8 @@ def test_other_bad_inputs(tmp_path: Path, run_cli: Run) -> None:
     not_gzip = _write(tmp_path / "log.csv.gz", GOOD)
     assert f"{not_gzip}: cannot be read" in _error(run_cli, "data", "inspect", not_gzip)
     good = _write(tmp_path / "log.csv", GOOD)
-    assert "--items need(s) --interactions" in _error(run_cli, "train", "--items", good)
-    assert "not both" in _error(run_cli, "train", "--interactions", good, "--dataset", "synthetic")
+    assert "--items need(s) --interactions" in _error(run_cli, "train", "--items", good, status=2)
+    assert "not both" in _error(run_cli, "train", "--interactions", good, "--dataset", "synthetic", status=2)
     assert "test-fraction" in _error(run_cli, "train", "--interactions", good, "--test-fraction", "1")
 
 

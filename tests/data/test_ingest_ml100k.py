@@ -112,7 +112,7 @@ def test_file_to_served_recommendations(
     code, out, err = run_cli("train", *files["args"], *SMALL, "--store", store, "--json")
     assert code == 0, err
     assert "Traceback" not in err
-    result = json.loads(out.strip().splitlines()[-1])
+    result = json.loads(out)  # --json: stdout is the JSON alone, the report text goes to stderr
     report = result["data"]
 
     # Every row of the file is accounted for: kept once per pair, or dropped with a reason.
@@ -120,7 +120,7 @@ def test_file_to_served_recommendations(
     assert report["rows"] == len(ratings)
     assert report["dropped"]["below_min_weight"] == int((ratings < 4).sum())
     assert sum(report["dropped"].values()) + report["interactions"] == report["rows"]
-    assert f"{report['dropped']['below_min_weight']:,}  below_min_weight" in out
+    assert f"{report['dropped']['below_min_weight']:,}  below_min_weight" in err
     positive_users = {files["user"](u) for u in ml_raw.ratings.users[ratings >= 4].tolist()}
     assert report["users"] == len(positive_users)
     assert report["items_file"]["unknown_ids"] == len(ml_raw.item_ids) - report["items"]
