@@ -40,7 +40,7 @@ def test_lists_survive_a_sentinel_failover_and_reads_never_raise(
 
         group.kill(old)
         outcomes = []
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + 90  # a failover takes seconds; a loaded machine, tens
         while time.monotonic() < deadline:
             found = backend.get(key, 200)  # a miss while there is no primary, never an exception
             outcomes.append(found is not None)

@@ -259,6 +259,7 @@ def test_metrics_on_its_own_port(published_store: Path) -> None:
 def _compose_config(env: dict[str, str]) -> subprocess.CompletedProcess:
     exe = require_binary("docker-compose", "docker-compose")
     clean = {k: v for k, v in os.environ.items() if k != "RECSERVE_API_KEYS"}
+    clean["GRAFANA_ADMIN_PASSWORD"] = "test-only"  # the other required variable of the compose file
     return subprocess.run(
         [exe, "-f", str(COMPOSE), "config"], cwd=ROOT, env={**clean, **env}, capture_output=True, text=True
     )
