@@ -18,9 +18,10 @@ $(STAMP): $(BIN)/python pyproject.toml
 	$(BIN)/pip install -q -e .
 	touch $@
 
-# distributed (Ray): the cluster tests (pytest -m cluster) start real Ray and Redis clusters.
+# distributed (Ray): the cluster tests (pytest -m cluster) start real Ray and Redis clusters;
+# otel: the tracing tests read spans from the SDK's in-memory exporter.
 $(DEV_STAMP): $(STAMP)
-	$(BIN)/pip install -q -e '.[dev,reports,distributed]'
+	$(BIN)/pip install -q -e '.[dev,reports,distributed,otel]'
 	touch $@
 
 install: $(STAMP)

@@ -7,8 +7,8 @@ reader meets the result type before any code that builds it.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -19,15 +19,38 @@ import numpy as np
 Timings = dict[str, float]
 
 
+class SpannedTimings(dict[str, float]):
+    """Timings that also run each stage inside ``open_span(stage name)``.
+
+    The seam request tracing plugs into (``service/tracing.py`` passes a function that opens an
+    OpenTelemetry span), so the stages wrap their real work in a span while this package imports
+    nothing of OpenTelemetry. A plain dict (what the service passes with tracing off) or ``None``
+    pays for none of it: :func:`timed` makes one ``isinstance`` check per stage.
+    """
+
+    __slots__ = ("open_span",)
+
+    def __init__(self, open_span: Callable[[str], AbstractContextManager[object]]) -> None:
+        super().__init__()
+        self.open_span = open_span
+
+
 @contextmanager
 def timed(timings: Timings | None, name: str) -> Iterator[None]:
-    """Add the block's wall time to ``timings[name]``; free when ``timings`` is None (the default)."""
+    """Add the block's wall time to ``timings[name]``; free when ``timings`` is None (the default).
+
+    With :class:`SpannedTimings`, the block also runs inside the span it opens for ``name``.
+    """
     if timings is None:
         yield
         return
     start = time.perf_counter()
     try:
-        yield
+        if isinstance(timings, SpannedTimings):
+            with timings.open_span(name):
+                yield
+        else:
+            yield
     finally:
         timings[name] = timings.get(name, 0.0) + time.perf_counter() - start
 

@@ -7,6 +7,7 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import TYPE_CHECKING
 
 import torch
 from fastapi import FastAPI
@@ -24,6 +25,10 @@ from service.routers import admin, bench, dashboard, feedback, health, recommend
 from service.settings import Settings
 from service.state import ModelHolder
 from service.strategies import Serving, filter_attributes
+from service.tracing import build_tracing
+
+if TYPE_CHECKING:
+    from opentelemetry.sdk.trace.export import SpanExporter
 
 log = logging.getLogger("recserve")
 
@@ -39,10 +44,16 @@ async def poll_store(holder: ModelHolder, interval: float) -> None:
             log.exception("store poll failed")
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
-    """Build a service instance. Each call has its own settings, metrics registry and model."""
+def create_app(settings: Settings | None = None, span_exporter: SpanExporter | None = None) -> FastAPI:
+    """Build a service instance. Each call has its own settings, metrics registry and model.
+
+    With ``RECSERVE_OTEL_ENDPOINT`` set, its own tracer provider too (``recserve serve --workers N``
+    calls this in each worker process, so each has its exporter thread); ``span_exporter``
+    replaces the OTLP exporter (tests: an in-memory one).
+    """
     settings = settings or Settings()
     metrics = Metrics()
+    tracing = build_tracing(settings, span_exporter)
     holder = ModelHolder(
         settings.store_uri,
         metrics,
@@ -51,7 +62,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         cache_dir=settings.store_cache_dir,
         mmap=settings.mmap_bundle,
     )
-    lists = CachedLists(build_list_cache(settings, metrics), metrics)
+    lists = CachedLists(build_list_cache(settings, metrics), metrics, tracing)
     api_keys = KeyRing.from_settings(settings)  # an unreadable keys file stops the start here
     watch_state(metrics, holder, lists.cache, settings)  # model age/loaded/refused, breaker, build info
     fresh = build_fresh_store(settings, metrics)
@@ -82,19 +93,22 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 with contextlib.suppress(asyncio.CancelledError):
                     await poller
             metrics.process_exit()
+            tracing.shutdown()  # exports what is queued
 
     app = FastAPI(
         title="recserve",
         version="0.1.0",
         summary="Top-K recommendations and similar items in a few milliseconds.",
         lifespan=lifespan,
+        telemetry=tracing.fastapi_telemetry(),  # type: ignore[arg-type]
     )
     app.state.settings = settings
     app.state.metrics = metrics
     app.state.holder = holder
     app.state.cache = lists.cache
     app.state.api_keys = api_keys
-    app.state.serving = Serving(holder, settings, metrics, lists, fresh)
+    app.state.tracing = tracing
+    app.state.serving = Serving(holder, settings, metrics, lists, fresh, tracing)
     app.state.feedback = events
     install_error_handlers(app)
     # Every list and feedback endpoint behind the API keys when they are configured; probes stay open.
@@ -117,6 +131,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         RequestContextMiddleware,
         access_log_enabled=settings.access_log,
         sample_rate=settings.access_log_sample_rate,
+        tracing=tracing.enabled,
     )
 
     def served_attributes() -> list[str] | None:

@@ -30,6 +30,7 @@ from recommender.model import Recommendations
 from service.answers import Source
 from service.metrics import Metrics
 from service.settings import Settings
+from service.tracing import Tracing
 
 
 @dataclass(frozen=True)
@@ -58,9 +59,10 @@ def head(rec: Recommendations, k: int) -> Recommendations:
 class CachedLists:
     """The serving path's view of the list cache (None = no cache: everything is computed)."""
 
-    def __init__(self, cache: ListCache | None, metrics: Metrics) -> None:
+    def __init__(self, cache: ListCache | None, metrics: Metrics, tracing: Tracing | None = None) -> None:
         self.cache = cache
         self.metrics = metrics
+        self.tracing = tracing or Tracing(None)
 
     def get_or_compute(
         self, version: str, n_items: int, req: ListRequest, compute: Callable[[int], Recommendations]
@@ -73,7 +75,10 @@ class CachedLists:
             self.metrics.cache.labels(req.endpoint, "bypass").inc()
             return compute(req.k), "computed"
         start = time.perf_counter()
-        found = cache.lookup(req.kind, version, req.key_id, n_items, req.k, req.excluded, req.allowed)
+        with self.tracing.stage("cache") as span:
+            found = cache.lookup(req.kind, version, req.key_id, n_items, req.k, req.excluded, req.allowed)
+            if span is not None:
+                span.set_attribute("recserve.cache.result", found.result)
         self.metrics.stage_latency.labels("cache").observe(time.perf_counter() - start)
         self.metrics.cache.labels(req.endpoint, found.result).inc()
         if found.items is not None and found.scores is not None:

@@ -13,6 +13,10 @@ version, the id of the API key used) is off unless ``RECSERVE_ACCESS_LOG`` is se
 ``/healthz`` and ``/readyz`` are never logged (scrapes and probes every few seconds;
 ``recserve_requests_total`` counts them).
 The query string is left out: it holds user ids.
+
+With tracing on (``RECSERVE_OTEL_ENDPOINT``, :mod:`service.tracing`), the request id and the model
+version are also attributes of the request's server span (``recserve.request_id``,
+``recserve.model_version``), so a trace and the request's log lines find each other.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ from collections.abc import Callable, MutableMapping
 from typing import Any
 
 import orjson
+from opentelemetry import trace
 
 from service.errors import error_body
 from service.logs import request_id_var
@@ -55,11 +60,13 @@ class RequestContextMiddleware:
         access_log_enabled: bool = False,
         sample_rate: float = 1.0,
         rng: Callable[[], float] = random.random,
+        tracing: bool = False,
     ) -> None:
         self.app = app
         self.access_log_enabled = access_log_enabled
         self.sample_rate = sample_rate
         self.rng = rng
+        self.tracing = tracing
 
     async def __call__(self, scope: MutableMapping[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] != "http":
@@ -70,6 +77,10 @@ class RequestContextMiddleware:
         # context, and Starlette's outermost error handler and uvicorn log an unhandled exception
         # *after* this middleware has returned; they must still see the id.
         request_id_var.set(request_id)
+        # The request's server span (service/tracing.py: FastAPI's, current here) gets the id.
+        span = trace.get_current_span() if self.tracing else None
+        if span is not None:
+            span.set_attribute("recserve.request_id", request_id)
         start = time.perf_counter()
         status = 0
         model_version: str | None = None
@@ -82,6 +93,8 @@ class RequestContextMiddleware:
                 for name, value in headers:
                     if name.lower() == b"x-model-version":
                         model_version = value.decode("latin-1") or None
+                if span is not None and model_version is not None:
+                    span.set_attribute("recserve.model_version", model_version)
                 headers.append((HEADER, request_id.encode("ascii")))
                 message = {**message, "headers": headers}
             await send(message)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from typing import Annotated, Literal
+from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -186,6 +187,22 @@ class Settings(BaseSettings):
     build_revision: str | None = Field(
         None, description="VCS revision of this build (set at image build): a label of recserve_build_info."
     )
+    otel_endpoint: str | None = Field(
+        None,
+        description="OTLP/HTTP collector to send request traces to (http://host:4318, or the full "
+        ".../v1/traces URL); unset = no tracing, no overhead. Needs the `otel` extra.",
+    )
+
+    @field_validator("otel_endpoint")
+    @classmethod
+    def _otel_endpoint_url(cls, value: str | None) -> str | None:
+        """An absolute http(s) URL, refused at startup naming the setting; empty = off."""
+        if not value:
+            return None
+        url = urlsplit(value)
+        if url.scheme not in ("http", "https") or not url.hostname:
+            raise ValueError(f"an absolute http:// or https:// URL of an OTLP/HTTP collector, got {value!r}")
+        return value
 
     # -- keys on the door (service/auth.py) --
     api_keys: SecretStr | None = Field(

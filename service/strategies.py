@@ -27,6 +27,7 @@ from service.metrics import Metrics
 from service.queries import BatchQuery, RecommendQuery, SimilarQuery
 from service.settings import Settings
 from service.state import LoadedModel, ModelHolder
+from service.tracing import Tracing
 
 
 def item_mask(model: RecommenderModel, item_filter: ItemFilter | None) -> np.ndarray | None:
@@ -94,6 +95,7 @@ class Serving:
         metrics: Metrics,
         lists: CachedLists,
         fresh: FreshStore | None = None,
+        tracing: Tracing | None = None,
     ) -> None:
         self.holder = holder
         self.settings = settings
@@ -101,12 +103,14 @@ class Serving:
         self.lists = lists
         self.fresh = fresh
         self.positive_types = frozenset(settings.feedback_positive_types)
+        self.tracing = tracing or Tracing(None)
 
     def _fresh(self, loaded: LoadedModel, user_ids: tuple[str, ...]) -> list[Fresh]:
         """Each user's events newer than the model, on its item indices (unknown items dropped)."""
         if self.fresh is None:
             return [Fresh() for _ in user_ids]
-        raw = [self.fresh.get(user_ids[0])] if len(user_ids) == 1 else self.fresh.get_many(user_ids)
+        with self.tracing.stage("fresh"):
+            raw = [self.fresh.get(user_ids[0])] if len(user_ids) == 1 else self.fresh.get_many(user_ids)
         return [self._on_model(loaded, items) for items in raw]
 
     def _on_model(self, loaded: LoadedModel, items: list[FreshItem]) -> Fresh:
@@ -148,7 +152,7 @@ class Serving:
         notes = _unknown_recent(model, query.recent_item_ids)
         fresh = self._fresh(loaded, (query.user_id,))[0]
         own_fresh = fresh.seen if query.exclude_seen else EMPTY
-        timings: dict[str, float] = {}
+        timings = self.tracing.timings()
         user = model.user_ids.get(query.user_id)
         if user is not None:
             drop = _cat(excluded, recent if query.exclude_seen else EMPTY, own_fresh)
@@ -213,7 +217,7 @@ class Serving:
         fresh = self._fresh(loaded, query.user_ids)
         known = [(r, u) for r, u in enumerate(index) if u is not None]
         personal: dict[int, Recommendations] = {}
-        timings: dict[str, float] = {}
+        timings = self.tracing.timings()
         options = {
             "exclude_seen": query.exclude_seen,
             "exclude_items": excluded,
@@ -268,7 +272,7 @@ class Serving:
             raise UnknownItem(query.item_id, model.version)
         allowed = item_mask(model, query.item_filter)
         excluded = known_items(model, query.exclude_item_ids)
-        timings: dict[str, float] = {}
+        timings = self.tracing.timings()
 
         def compute(n: int) -> Recommendations:
             return model.similar(item, n, timings=timings, exclude_items=excluded, allowed=allowed)
