@@ -96,13 +96,15 @@ def serve(args: argparse.Namespace) -> int:
     from service.http_protocol import PROTOCOL
     from service.logs import logging_config
     from service.settings import Settings
+    from service.tracing import TracingUnavailable, check_tracing
 
     given = {"host": args.host, "port": args.port, "store_uri": args.store}
     overrides = {k: v for k, v in given.items() if v is not None}  # --port 0 is a real choice
     settings = Settings(**overrides)
     try:  # a bad keys file is named here, not in a traceback from inside uvicorn
         KeyRing.from_settings(settings)
-    except KeyFileError as exc:
+        check_tracing(settings)  # RECSERVE_OTEL_ENDPOINT without the otel extra, likewise
+    except (KeyFileError, TracingUnavailable) as exc:
         raise CLIError(str(exc)) from exc
     # JSON lines with request ids for uvicorn's logs and ours (in every worker: uvicorn applies
     # log_config in each); the service writes its own access log (RECSERVE_ACCESS_LOG).

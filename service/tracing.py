@@ -32,7 +32,6 @@ from contextlib import AbstractContextManager, nullcontext
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from recommender.types import SpannedTimings, Timings
 from service.opsmetrics import build_labels
 from service.settings import Settings
 
@@ -40,6 +39,8 @@ if TYPE_CHECKING:
     from opentelemetry.sdk.trace import TracerProvider
     from opentelemetry.sdk.trace.export import SpanExporter
     from opentelemetry.trace import Tracer
+
+    from recommender.types import Timings
 
 SERVICE_NAME = "recserve"
 # Scrapes and probes every few seconds: counted in recserve_requests_total, never traced.
@@ -71,6 +72,11 @@ class Tracing:
         self.enabled = provider is not None
         self._tracer: Tracer | None = None
         if provider is not None:
+            # here, not at the top: `recserve serve --workers N` checks the setting in a
+            # supervisor that never imports the model packages (nor torch)
+            from recommender.types import SpannedTimings
+
+            self._spanned = SpannedTimings
             self._tracer = provider.get_tracer(SERVICE_NAME)
 
     def stage(self, name: str) -> AbstractContextManager[Any]:
@@ -84,7 +90,7 @@ class Tracing:
         span per stage (:class:`~recommender.types.SpannedTimings`)."""
         if self._tracer is None:
             return {}
-        return SpannedTimings(self.stage)
+        return self._spanned(self.stage)
 
     def fastapi_telemetry(self) -> dict[str, Any]:
         """``FastAPI(telemetry=...)``: the server span per request with our provider, or nothing.
