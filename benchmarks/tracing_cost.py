@@ -1,14 +1,15 @@
 """What request tracing costs: ``python -m benchmarks.tracing_cost [--items N] [--rounds R]``.
 
 Runs the service on a bench catalogue (caches off: every answer computed, every stage traced)
-with ``RECSERVE_OTEL_ENDPOINT`` unset (A) and set (B), alternating A and B ``rounds`` times, and
-drives each with ``wrk`` at concurrency 8 on ``/recommend`` and ``/similar-items``. With tracing
-on, spans go over real OTLP/HTTP to :class:`OTLPSink`, a stand-in collector on loopback that
-decodes and counts them (so the export, not just the span objects, is in the cost).
+with ``RECSERVE_OTEL_ENDPOINT`` unset (off), set (on), and set with 10% of traces sampled
+(sampled), taking turns ``rounds`` times, and drives each with ``wrk`` at concurrency 8 on
+``/recommend`` and ``/similar-items``. With tracing on, spans go over real OTLP/HTTP to
+:class:`OTLPSink`, a stand-in collector on loopback that decodes and counts them (so the export,
+not just the span objects, is in the cost).
 
 The figure that matters is the service's CPU per request (``cpu_us_per_req``, its process tree's
 CPU over the requests answered): on a shared machine it moves far less than throughput or
-latency. The medians over the rounds are printed with the difference B − A.
+latency. The medians over the rounds are printed with the difference to off.
 """
 
 from __future__ import annotations
@@ -102,16 +103,25 @@ def _value(v: Any) -> Any:
     return getattr(v, v.WhichOneof("value"))
 
 
+# off: setting unset; on: every request traced; sampled: 10% of the traces kept (the SDK's sampler,
+# from the standard variables), the others cost a non-recording span each.
+MODES: dict[str, dict[str, str]] = {
+    "off": {},
+    "on": {},
+    "sampled": {"OTEL_TRACES_SAMPLER": "parentbased_traceidratio", "OTEL_TRACES_SAMPLER_ARG": "0.1"},
+}
+
+
 def measure(n_items: int, rounds: int, seconds: float, cache_dir: Path) -> dict[str, Any]:
     cat = ensure_catalogue(CatalogueSpec(n_items=n_items), cache_dir, log=print)
     paths = endpoint_paths(cat)
-    runs: dict[str, dict[str, list[dict[str, Any]]]] = {"off": {}, "on": {}}
+    runs: dict[str, dict[str, list[dict[str, Any]]]] = {mode: {} for mode in MODES}
     sink = OTLPSink(keep=False)
     with sink.serving() as endpoint, tempfile.TemporaryDirectory() as tmp:
         for _ in range(rounds):
-            for mode in ("off", "on"):
-                env = {"RECSERVE_CACHE_SIZE": "0"}
-                if mode == "on":
+            for mode, mode_env in MODES.items():
+                env = {"RECSERVE_CACHE_SIZE": "0", **mode_env}
+                if mode != "off":
                     env["RECSERVE_OTEL_ENDPOINT"] = endpoint
                 with ServerProcess(cat.store_root, None, extra_env=env) as server:
                     for name in ("recommend", "similar"):
@@ -125,14 +135,15 @@ def measure(n_items: int, rounds: int, seconds: float, cache_dir: Path) -> dict[
     out: dict[str, Any] = {"items": n_items, "rounds": rounds, "seconds": seconds, "endpoints": {}}
     for name in ("recommend", "similar"):
         row = {}
-        for mode in ("off", "on"):
+        for mode in MODES:
             rs = runs[mode][name]
             row[mode] = {
                 key: statistics.median(r[key] for r in rs)
                 for key in ("cpu_us_per_req", "rps", "p50_ms", "p99_ms")
             }
-        row["cpu_us_added"] = row["on"]["cpu_us_per_req"] - row["off"]["cpu_us_per_req"]
-        row["cpu_ratio"] = row["on"]["cpu_us_per_req"] / row["off"]["cpu_us_per_req"]
+        for mode in ("on", "sampled"):
+            row[mode]["cpu_us_added"] = row[mode]["cpu_us_per_req"] - row["off"]["cpu_us_per_req"]
+            row[mode]["cpu_ratio"] = row[mode]["cpu_us_per_req"] / row["off"]["cpu_us_per_req"]
         row["spans_per_request"] = spans_per_request.get(name)
         out["endpoints"][name] = row
     return out
@@ -147,14 +158,17 @@ def main() -> None:
     args = ap.parse_args()
     result = measure(args.items, args.rounds, args.seconds, args.cache_dir)
     for name, row in result["endpoints"].items():
-        off, on = row["off"], row["on"]
         print(
-            f"{name} ({args.items} items, c=8, median of {args.rounds}): CPU/request "
-            f"{off['cpu_us_per_req']:.0f} → {on['cpu_us_per_req']:.0f} µs (+{row['cpu_us_added']:.0f} µs, "
-            f"×{row['cpu_ratio']:.3f}); rps {off['rps']:.0f} → {on['rps']:.0f}; p50 {off['p50_ms']:.2f} → "
-            f"{on['p50_ms']:.2f} ms; p99 {off['p99_ms']:.2f} → {on['p99_ms']:.2f} ms; "
-            f"{row['spans_per_request']:.2f} spans exported per request"
+            f"{name} ({args.items} items, c=8, median of {args.rounds}; "
+            f"{row['spans_per_request']:.2f} spans exported per traced request):"
         )
+        for mode in MODES:
+            r = row[mode]
+            added = f" (+{r['cpu_us_added']:.0f} µs, ×{r['cpu_ratio']:.3f})" if mode != "off" else ""
+            print(
+                f"  {mode:8} CPU/request {r['cpu_us_per_req']:5.0f} µs{added}; {r['rps']:.0f} rps; "
+                f"p50 {r['p50_ms']:.2f} ms; p99 {r['p99_ms']:.2f} ms"
+            )
     print(json.dumps(result))
 
 
