@@ -5,8 +5,8 @@ its ``/metrics``. Several workers (``recserve serve --workers N``): each scrape 
 worker, so the counters, histograms and gauges are kept in prometheus-client's multiprocess files
 (``PROMETHEUS_MULTIPROC_DIR``, set up and emptied by ``recserve serve``) and ``/metrics`` sums
 them over every worker, live or exited. What only has a meaning per process (the scrape-time
-callback gauges, build info, python_info) comes from the worker that answers; process_* (CPU,
-RSS of one worker) is left out in that mode rather than reported for a random worker.
+callback gauges, build info, python_info) comes from the worker that answers; process_* is the
+whole server's CPU and memory in that mode (``service/procmetrics.py``), not a random worker's.
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ from prometheus_client.core import Metric
 from prometheus_client.registry import Collector
 
 from service.opsmetrics import CallbackGauge
+from service.procmetrics import ServerProcesses
 
 # Millisecond-scale answers: fine buckets from 0.5 ms to 1 s.
 LATENCY_BUCKETS = (0.0005, 0.001, 0.002, 0.003, 0.005, 0.0075, 0.01, 0.015, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0)
@@ -213,9 +214,12 @@ class Metrics:
             buckets=(0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0),
             registry=r,
         )
-        # process_* (CPU, RSS, open fds) and python_info, in this registry rather than the global one.
+        # process_* (CPU, RSS, open fds) and python_info, in this registry rather than the global one;
+        # with several workers, CPU and memory of the whole server (service/procmetrics.py).
         if not self.multiproc_dir:
             ProcessCollector(registry=local)
+        else:
+            local.register(ServerProcesses())
         PlatformCollector(registry=local)
         self._versions: set[str] = set()
 

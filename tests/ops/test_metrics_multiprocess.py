@@ -38,4 +38,7 @@ def test_counts_come_from_the_files_not_twice(multiproc: Path) -> None:
     text = generate_latest(m.registry).decode()
     assert 'recserve_requests_total{endpoint="/recommend",method="GET",status="200"} 3.0' in text
     assert text.count("# TYPE recserve_requests_total counter") == 1
-    assert "python_info" in text and "process_cpu_seconds_total" not in text
+    assert "python_info" in text
+    # process_* once: the whole server's (service/procmetrics.py), not also this worker's own
+    assert text.count("# TYPE process_cpu_seconds_total counter") == 1
+    assert "process_open_fds" not in text

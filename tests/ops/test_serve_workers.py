@@ -14,6 +14,7 @@ import pytest
 from deploy.helpers import free_port, stop
 from prometheus_client.mmap_dict import MmapedDict, mmap_key
 
+from benchmarks.procs import proc_cpu_seconds, proc_pss_mb
 from model_store import LocalStore
 
 pytestmark = pytest.mark.slow
@@ -38,6 +39,12 @@ def _per_worker(prom: Path) -> dict[str, float]:
             if "recserve_requests_total" in key and '"/similar-items"' in key and '"200"' in key:
                 out[f.name] = out.get(f.name, 0.0) + value
     return out
+
+
+def _workers(supervisor: int) -> list[int]:
+    """The supervisor's children that are uvicorn workers (not multiprocessing's resource tracker)."""
+    children = Path(f"/proc/{supervisor}/task/{supervisor}/children").read_text().split()
+    return [int(c) for c in children if "spawn_main" in Path(f"/proc/{c}/cmdline").read_text()]
 
 
 def _scraped_total(text: str) -> float:
@@ -84,7 +91,15 @@ def test_two_workers_metrics_add_up(published_store: Path, tmp_path: Path) -> No
         for _ in range(4):  # whichever worker answers the scrape reports every worker's count
             text = httpx.get(f"{base}/metrics", timeout=10).text
             assert _scraped_total(text) == sent
-        assert "process_resident_memory_bytes" not in text  # one worker's RSS would mislead
+        # process_*: the whole server (supervisor and both workers), not the worker that answered
+        cpu_before = proc_cpu_seconds(proc.pid)
+        text = httpx.get(f"{base}/metrics", timeout=10).text
+        cpu_after, pss = proc_cpu_seconds(proc.pid), proc_pss_mb(proc.pid) * 2**20
+        cpu = float(re.search(r"^process_cpu_seconds_total (\S+)$", text, re.M).group(1))
+        assert cpu_before - 0.02 <= cpu <= cpu_after + 0.02, (cpu_before, cpu, cpu_after)
+        memory = float(re.search(r"^process_resident_memory_bytes (\S+)$", text, re.M).group(1))
+        assert abs(memory - pss) < 0.1 * pss, (memory, pss)
+        assert memory > 1.5 * max(proc_pss_mb(w) for w in _workers(proc.pid)) * 2**20  # more than one worker
         assert re.search(r'^recserve_model_info\{version="[^"]+"\} 1\.0$', text, re.M)
     finally:
         stop(proc)
