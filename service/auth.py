@@ -1,9 +1,9 @@
 """API keys on the door: ``X-API-Key`` for the list endpoints, a bearer key for ``/metrics``.
 
 Off by default (the demo has no keys). With ``RECSERVE_API_KEYS`` (comma-separated) and/or
-``RECSERVE_API_KEYS_FILE`` set, every router wired with :func:`api_key_dependencies` in
-``service/app.py`` (recommendations, similar items, batch — and the feedback endpoints when they
-land) answers 401 in the one error shape without a valid key; ``/healthz`` and ``/readyz`` stay open
+``RECSERVE_API_KEYS_FILE`` set, every router wired with :func:`protected_by` in
+``service/app.py`` (recommendations, similar items, batch, feedback and the dashboard's data)
+answers 401 in the one error shape without a valid key; ``/healthz`` and ``/readyz`` stay open
 for probes. The OpenAPI document then declares the ``APIKeyHeader`` security scheme.
 
 * **Constant time.** The given key is hashed (SHA-256) and compared with the digest of *every*

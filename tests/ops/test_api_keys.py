@@ -16,6 +16,7 @@ import yaml
 from deploy.helpers import COMPOSE, ROOT, free_port, require_binary
 from fastapi.testclient import TestClient
 
+from eventstore import open_event_store
 from ops.conftest import Captured
 from recserve.cli import main
 from service import auth
@@ -72,6 +73,23 @@ def test_every_list_endpoint_needs_a_valid_key(keyed: TestClient, small_data: In
             }
         for key in (KEY_A, KEY_B):
             assert keyed.request(method, path, headers={"X-API-Key": key}, **kwargs).status_code == 200
+
+
+def test_feedback_needs_a_valid_key_too(published_store: Path, tmp_path: Path, small_data) -> None:
+    """POST /feedback stores events: behind the same keys, and a 401 stores nothing."""
+    url = f"sqlite:///{tmp_path}/events.db"
+    events = open_event_store(url)
+    events.upgrade()
+    events.close()
+    event = {"user_id": small_data.user_ids[0], "item_id": small_data.item_ids[0], "type": "click"}
+    with make(published_store, api_keys=KEY_A, database_url=url) as c:
+        for headers in ({}, {"X-API-Key": KEY_B}):
+            resp = c.post("/feedback", json={**event, "event_id": "e-refused"}, headers=headers)
+            assert resp.status_code == 401 and resp.json()["error"]["field"] == "x-api-key"
+        resp = c.post("/feedback", json={**event, "event_id": "e-1"}, headers={"X-API-Key": KEY_A})
+        assert resp.status_code == 202 and resp.json()["accepted"] == 1
+        again = c.post("/feedback", json={**event, "event_id": "e-refused"}, headers={"X-API-Key": KEY_A})
+        assert again.json() == {"accepted": 1, "duplicates": 0, "unknown_users": 0, "unknown_items": 0}
 
 
 def test_probes_and_metrics_stay_open(keyed: TestClient) -> None:
