@@ -17,6 +17,10 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import SpanKind
 from pydantic import ValidationError
 
+from model_store import LocalStore
+from model_store.manifest import new_version_id
+from model_store.store import clone_model
+from recommender.model import RecommenderModel
 from service.app import create_app
 from service.settings import Settings
 from service.tracing import traces_url
@@ -136,6 +140,37 @@ def test_errors_probes_and_scrapes(traced: Traced) -> None:
     assert root.attributes["http.response.status_code"] == 404
     assert root.attributes["recserve.request_id"] == resp.headers["X-Request-ID"]
     assert children == []
+
+
+def test_after_a_hot_swap_the_span_names_the_model_that_answered(
+    tmp_path: Path, trained: tuple[RecommenderModel, dict], small_data: InteractionData
+) -> None:
+    """The model version attribute is the answering model's (the one the request read once), and
+    the stages of a request after the swap are traced as before it."""
+    store = LocalStore(tmp_path / "store")
+    first = store.publish(clone_model(trained[0], new_version_id()))
+    exporter = InMemorySpanExporter()
+    settings = _settings(store.root, otel_endpoint=ENDPOINT, admin_token="swap-token")
+    app = create_app(settings, span_exporter=exporter)
+    traced = Traced(TestClient(app), app, exporter)
+    params = {"user_id": small_data.user_ids[2], "k": 3}
+    with traced.client:
+        before = traced.client.get("/recommend", params=params)
+        second = store.publish(clone_model(trained[0], new_version_id()))
+        reload = {"Authorization": "Bearer swap-token"}
+        assert traced.client.post("/admin/reload", headers=reload).status_code == 200
+        after = traced.client.get("/recommend", params=params)
+        spans = traced.spans()
+    roots = [s for s in spans if s.kind is SpanKind.SERVER]
+    assert [r.name for r in roots] == ["GET /recommend", "POST /admin/reload", "GET /recommend"]
+    assert [before.headers["X-Model-Version"], after.headers["X-Model-Version"]] == [first, second]
+    assert [roots[0].attributes["recserve.model_version"], roots[2].attributes["recserve.model_version"]] == [
+        first,
+        second,
+    ]
+    for root in (roots[0], roots[2]):  # a new model, a cold cache: computed, all stages again
+        names = [s.name for s in spans if s.parent is not None and s.parent.span_id == root.context.span_id]
+        assert set(MODEL_STAGES) <= set(names)
 
 
 def test_off_makes_no_span(
