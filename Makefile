@@ -39,14 +39,15 @@ test: lint
 	$(BIN)/pytest
 
 # requirements.lock: every runtime package pinned with its sha256 hashes, for Python 3.11 on Linux
-# x86_64 (the image's platform); the Dockerfile installs exactly this. Re-run after changing the
+# x86_64 (the image's platform); the Dockerfile installs exactly this. With the `otel` extra, so a
+# deployment turns tracing on with RECSERVE_OTEL_ENDPOINT alone. Re-run after changing the
 # dependencies in pyproject.toml (tests/ops/test_lock.py fails until you do). TORCH_WHEELS is where
 # the torch CPU wheel is found: this machine keeps it on disk; elsewhere pass the CPU index's
 # torch page.
 TORCH_WHEELS ?= /opt/wheels
 lock: $(BIN)/python
 	$(BIN)/pip install -q -e '.[lock]'
-	$(BIN)/uv pip compile pyproject.toml requirements-torch-cpu.in --find-links $(TORCH_WHEELS) \
+	$(BIN)/uv pip compile pyproject.toml requirements-torch-cpu.in --extra otel --find-links $(TORCH_WHEELS) \
 		--python-version 3.11 --python-platform x86_64-manylinux_2_28 --generate-hashes \
 		--quiet -o requirements.lock
 

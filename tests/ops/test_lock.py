@@ -50,6 +50,16 @@ def test_every_runtime_dependency_is_pinned_within_its_range() -> None:
         )
 
 
+def test_the_image_can_trace() -> None:
+    """The ``otel`` extra is locked too: RECSERVE_OTEL_ENDPOINT works in the image without a rebuild."""
+    lock = _lock()
+    extra = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"]["otel"]
+    for req in map(Requirement, extra):
+        name = canonicalize_name(req.name)
+        assert name in lock, f"{req} is not in requirements.lock: run `make lock`"
+        assert req.specifier.contains(lock[name][0], prereleases=True)
+
+
 def test_every_pin_is_hash_checked() -> None:
     unhashed = [name for name, (_, hashes) in _lock().items() if not hashes]
     assert not unhashed
