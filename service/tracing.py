@@ -28,6 +28,7 @@ The query string (user ids) is left out of the server span, as it is out of the 
 from __future__ import annotations
 
 import os
+import threading
 from contextlib import AbstractContextManager, nullcontext
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
@@ -46,6 +47,7 @@ SERVICE_NAME = "recserve"
 # Scrapes and probes every few seconds: counted in recserve_requests_total, never traced.
 UNTRACED_PATHS = frozenset({"/metrics", "/healthz", "/readyz"})
 _OFF = nullcontext()
+FLUSH_ON_EXIT_S = 2.0
 
 
 class TracingUnavailable(RuntimeError):
@@ -67,8 +69,9 @@ def _untraced(scope: Any) -> bool:
 class Tracing:
     """The service's tracing switch: a tracer provider, or ``None`` for off."""
 
-    def __init__(self, provider: TracerProvider | None = None) -> None:
+    def __init__(self, provider: TracerProvider | None = None, exporter: SpanExporter | None = None) -> None:
         self.provider = provider
+        self.exporter = exporter
         self.enabled = provider is not None
         self._tracer: Tracer | None = None
         if provider is not None:
@@ -108,9 +111,25 @@ class Tracing:
         return self.provider.force_flush(timeout_ms) if self.provider is not None else True
 
     def shutdown(self) -> None:
-        """Export what is queued and stop the exporter thread (the app's lifespan ends)."""
-        if self.provider is not None:
+        """Export what is queued and stop the exporter thread (the app's lifespan ends).
+
+        The last spans get :data:`FLUSH_ON_EXIT_S`: a reachable collector takes them in
+        milliseconds. An unreachable one would hold the exit for the exporter's retries (measured:
+        6.4 s with a refusing port; the SDK's shutdown and force_flush do not bound it), so after
+        that time the exporter is stopped, which ends its retries, and what it could not send is
+        dropped.
+        """
+        if self.provider is None:
+            return
+        stop_retrying = threading.Timer(FLUSH_ON_EXIT_S, self.exporter.shutdown) if self.exporter else None
+        if stop_retrying is not None:
+            stop_retrying.daemon = True
+            stop_retrying.start()
+        try:
             self.provider.shutdown()
+        finally:
+            if stop_retrying is not None:
+                stop_retrying.cancel()
 
 
 def _sdk() -> tuple[Any, ...]:
@@ -156,4 +175,4 @@ def build_tracing(settings: Settings, exporter: SpanExporter | None = None) -> T
     if exporter is None:
         exporter = otlp_exporter(endpoint=traces_url(settings.otel_endpoint))
     provider.add_span_processor(batch_processor(exporter))
-    return Tracing(provider)
+    return Tracing(provider, exporter)

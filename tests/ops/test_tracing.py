@@ -4,10 +4,12 @@ the SDK's in-memory exporter; nothing at all with the setting off."""
 from __future__ import annotations
 
 import itertools
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from deploy.helpers import free_port
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from opentelemetry import trace
@@ -202,3 +204,16 @@ def test_the_endpoint_setting() -> None:
     for bad in ("collector:4318", "grpc://collector:4317", "http://"):
         with pytest.raises(ValidationError, match="otel_endpoint"):
             Settings(otel_endpoint=bad, _env_file=None)
+
+
+def test_an_unreachable_collector_costs_requests_nothing(
+    published_store: Path, small_data: InteractionData, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Nothing listens at the endpoint: every request is answered, and stopping the service does
+    not wait out the exporter's retries (spans are dropped, never waited for)."""
+    settings = _settings(published_store, otel_endpoint=f"http://127.0.0.1:{free_port()}")
+    with TestClient(create_app(settings)) as client:
+        for user in small_data.user_ids[:20]:
+            assert client.get("/recommend", params={"user_id": user}).status_code == 200
+        stopping = time.monotonic()
+    assert time.monotonic() - stopping < 5
