@@ -4,6 +4,7 @@ the SDK's in-memory exporter; nothing at all with the setting off."""
 from __future__ import annotations
 
 import itertools
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,6 +24,7 @@ from model_store import LocalStore
 from model_store.manifest import new_version_id
 from model_store.store import clone_model
 from recommender.model import RecommenderModel
+from recserve.cli import main
 from service.app import create_app
 from service.settings import Settings
 from service.tracing import traces_url
@@ -217,3 +219,15 @@ def test_an_unreachable_collector_costs_requests_nothing(
             assert client.get("/recommend", params={"user_id": user}).status_code == 200
         stopping = time.monotonic()
     assert time.monotonic() - stopping < 5
+
+
+def test_serve_names_the_missing_extra(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The setting without the SDK installed: one line naming the extra, before any worker."""
+    monkeypatch.setenv("RECSERVE_OTEL_ENDPOINT", ENDPOINT)
+    monkeypatch.setitem(sys.modules, "opentelemetry.sdk.trace", None)  # import fails as if absent
+    assert main(["serve", "--store", str(tmp_path), "--port", "0"]) == 1
+    err = capsys.readouterr().err
+    assert "RECSERVE_OTEL_ENDPOINT is set but the OpenTelemetry SDK is not installed" in err
+    assert "recserve[otel]" in err and "Traceback" not in err
