@@ -92,10 +92,13 @@ def read_log(path: str | Path, columns: LogColumns, time_required: bool, progres
         time_col = None  # only the default name can be absent: run without times
     if table.num_rows == 0:
         raise DataError(f"{fmt.path}: no data rows")
-    users, user_ids = id_column(table, columns.user_col, "user id", loc)
-    items, item_ids = id_column(table, columns.item_col, "item id", loc)
-    times = time_column(table, time_col, loc) if time_col else None
-    weights = number_column(table, columns.weight_col, "weight", loc) if columns.weight_col else None
+    try:
+        users, user_ids = id_column(table, columns.user_col, "user id", loc)
+        items, item_ids = id_column(table, columns.item_col, "item id", loc)
+        times = time_column(table, time_col, loc) if time_col else None
+        weights = number_column(table, columns.weight_col, "weight", loc) if columns.weight_col else None
+    except pa.ArrowException as exc:  # a case the conversions do not foresee: still one line, named
+        raise DataError(f"{fmt.path}: cannot be read as {fmt.label} ({exc})") from exc
     del table
     pa.default_memory_pool().release_unused()  # the text columns are done with: give the memory back
     used = LogColumns(columns.user_col, columns.item_col, time_col, columns.weight_col)
