@@ -188,9 +188,10 @@ def main() -> int:
         finally:
             server.kill()
     print(
-        "\n| engine | nodes (1 CPU each) | keys | wall s | writing s | keys/s writing | keys/s wall | CPU-s |"
+        "\n| engine | nodes (1 CPU each) | keys | wall s | writing s | keys/s writing | keys/s wall | CPU-s "
+        "| Redis bytes/key |"
     )
-    print("|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|")
     for run in runs:
         print(run.row())
     return 0
