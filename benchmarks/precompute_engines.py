@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import subprocess
 import sys
 import tempfile
@@ -165,6 +166,8 @@ def main() -> int:
     parser.add_argument("--threads", type=int, default=1, help="torch/FAISS threads per process or worker")
     args = parser.parse_args()
     engines = args.engines.split(",")
+    # `timeout` sends SIGTERM: exit through the `with` blocks so the Ray nodes and Redis stop too
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="precompute-engines-") as tmp:
         store = Path(tmp) / "store"
@@ -179,6 +182,8 @@ def main() -> int:
         runs = []
         try:
             for engine in engines:
+                load = " ".join(f"{x:.1f}" for x in os.getloadavg())
+                print(f"{engine}: starting; 1/5/15-min load average {load}", flush=True)
                 if engine == "local":
                     runs.append(run_engine("local", store, server, expected, None, args.threads))
                 else:
@@ -188,9 +193,10 @@ def main() -> int:
         finally:
             server.kill()
     print(
-        "\n| engine | nodes (1 CPU each) | keys | wall s | writing s | keys/s writing | keys/s wall | CPU-s |"
+        "\n| engine | nodes (1 CPU each) | keys | wall s | writing s | keys/s writing | keys/s wall | CPU-s "
+        "| Redis bytes/key |"
     )
-    print("|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|")
     for run in runs:
         print(run.row())
     return 0

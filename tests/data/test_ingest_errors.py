@@ -136,3 +136,42 @@ def test_items_file_errors_name_line(tmp_path: Path, run_cli: Run) -> None:
     assert f"{dup}:4: duplicate item id 'a' (column 'item_id'; first at line 2)" in msg
     other = _write(tmp_path / "items2.csv", "sku,genre\na,x\n")
     assert "no column 'item_id'" in _error(run_cli, "train", "--interactions", log, "--items", other)
+
+
+def test_text_that_is_not_utf8_names_file_line_and_bytes(tmp_path: Path, run_cli: Run) -> None:
+    # Arrow reports these as "In CSV column #0: invalid UTF8 data" (CSV), "Invalid UTF8 payload"
+    # (Parquet bytes) or not at all (JSON Lines): each must come out naming the line or row.
+    csv_path = tmp_path / "log.csv"
+    csv_path.write_bytes(b"user_id,item_id,timestamp\nu1,a,1\n\nu\xff2,b,2\n")
+    msg = _error(run_cli, "data", "inspect", csv_path)
+    assert f"{csv_path}:4: value b'u\\xff2' (column 'user_id') is not valid UTF-8" in msg
+    tsv = tmp_path / "log.tsv.gz"
+    tsv.write_bytes(gzip.compress(b"user_id\titem_id\ttimestamp\nu1\ta\t1\nu2\t\xfe\t2\n"))
+    msg = _error(run_cli, "train", "--interactions", tsv)
+    assert f"{tsv}:3: value b'\\xfe' (column 'item_id') is not valid UTF-8" in msg
+
+    parquet = tmp_path / "log.parquet"
+    ids = pa.array([b"u1", b"u2", b"\xff"], pa.binary())
+    pq.write_table(pa.table({"user_id": ids, "item_id": ["a", "b", "c"], "timestamp": [1, 2, 3]}), parquet)
+    msg = _error(run_cli, "data", "inspect", parquet)
+    assert f"{parquet}: row 3: user id b'\\xff' (column 'user_id') is not valid UTF-8" in msg
+
+    jsonl = tmp_path / "log.jsonl"
+    jsonl.write_bytes(b'{"user_id": "u1", "item_id": "a"}\n{"user_id": "u2", "item_id": "b\xff"}\n')
+    msg = _error(run_cli, "data", "inspect", jsonl)
+    assert f"{jsonl}:2: item id b'b\\xff' (column 'item_id') is not valid UTF-8" in msg
+
+
+def test_text_that_is_not_utf8_in_an_items_file_names_its_row(tmp_path: Path, run_cli: Run) -> None:
+    log = _write(tmp_path / "log.csv", GOOD)
+    items = tmp_path / "items.parquet"
+    genre = pa.array([b"x", b"y\xc3"], pa.binary())
+    pq.write_table(pa.table({"item_id": ["a", "b"], "genre": genre}), items)
+    msg = _error(run_cli, "train", "--interactions", log, "--items", items)
+    assert f"{items}: row 2: value b'y\\xc3' (column 'genre') is not valid UTF-8" in msg
+
+
+def test_an_open_quote_names_the_line_where_the_row_starts(tmp_path: Path, run_cli: Run) -> None:
+    path = _write(tmp_path / "log.csv", 'user_id,item_id,timestamp\nu1,a,1\n"u2,b,2\nu3,c,3\n')
+    msg = _error(run_cli, "data", "inspect", path)
+    assert f"{path}:3: expected 3 fields, got 1: " in msg and "u2,b,2" in msg

@@ -16,7 +16,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from training.ingest.build import DataSpec, load_interactions, load_pairs
-from training.ingest.log import LogColumns, LogFilters, read_log
+from training.ingest.log import LogColumns, LogFilters, Pairs, read_log, split_by_time
 
 Run = Callable[..., tuple[int, str, str]]
 
@@ -197,3 +197,25 @@ def test_inspect_profiles_plain_and_gzip_alike(tmp_path: Path, run_cli: Run) -> 
     code, out, _ = run_cli("data", "inspect", plain)
     assert code == 0 and "duplicate_merged" in out and "time range  1970-01-01T00:00:50Z" in out
     assert "training would" not in out.split("training would drop")[1]  # no filter: nothing empties
+
+
+def test_the_split_does_not_depend_on_the_order_the_pairs_come_in() -> None:
+    # split_by_time takes a fast path when the pairs are already in time order (as load_pairs
+    # leaves them): shuffled, the same pairs must get the same test mask.
+    rng = np.random.default_rng(3)
+    n = 5000
+    users = rng.integers(0, 300, n)
+    time = rng.integers(0, 50, n).astype(np.float64)  # many ties, broken by first_row
+    first_row = rng.permutation(n)
+    order = np.lexsort((first_row, time))
+
+    def pairs(idx: np.ndarray) -> Pairs:
+        return Pairs(users[idx], users[idx] * 0, np.ones(len(idx)), time[idx], first_row[idx], [], [])
+
+    in_time_order = split_by_time(pairs(order), 0.3, progress=False)
+    shuffle = rng.permutation(n)
+    shuffled = split_by_time(pairs(shuffle), 0.3, progress=False)
+    expected = np.zeros(n, bool)
+    expected[order] = in_time_order
+    assert (shuffled == expected[shuffle]).all()
+    assert 0.25 * n < in_time_order.sum() < 0.35 * n

@@ -6,14 +6,15 @@ bisection over the column (a few dozen more casts) and reported with its file an
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from datetime import UTC, datetime
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from training.ingest.reader import DataError, Locator
+from training.ingest.reader import DataError, Locator, first_bad, first_invalid_text, invalid_text_error
+
+__all__ = ["first_bad", "id_column", "number_column", "numeric_or_none", "time_column"]
 
 
 def _column(table: pa.Table, name: str) -> pa.Array:
@@ -29,18 +30,6 @@ def _casts(arr: pa.Array, target: pa.DataType) -> bool:
     return True
 
 
-def first_bad(arr: pa.Array, ok: Callable[[pa.Array], bool]) -> int:
-    """Index of the first element for which ``ok`` fails, given that it fails on the whole array."""
-    lo, hi = 0, len(arr)  # invariant: the first bad element is in [lo, hi)
-    while hi - lo > 1:
-        mid = (lo + hi) // 2
-        if ok(arr.slice(lo, mid - lo)):
-            lo = mid
-        else:
-            hi = mid
-    return lo
-
-
 def _empty_mask(arr: pa.Array) -> np.ndarray:
     if pa.types.is_string(arr.type) or pa.types.is_large_string(arr.type):
         blank = pc.equal(pc.utf8_trim_whitespace(arr), "")
@@ -51,6 +40,9 @@ def _empty_mask(arr: pa.Array) -> np.ndarray:
 
 
 def _require_values(arr: pa.Array, name: str, what: str, loc: Locator) -> None:
+    """Every value present, not blank, and (text) valid UTF-8; else an error naming the row."""
+    if (bad := first_invalid_text(arr)) is not None:
+        raise invalid_text_error(loc, arr, bad, name, what)
     if arr.null_count or pa.types.is_string(arr.type) or pa.types.is_large_string(arr.type):
         empty = np.flatnonzero(_empty_mask(arr))
         if len(empty):
@@ -66,6 +58,8 @@ def id_column(table: pa.Table, name: str, what: str, loc: Locator) -> tuple[np.n
     arr = _column(table, name)
     if pa.types.is_list(arr.type) or pa.types.is_struct(arr.type):
         raise DataError(f"{loc.fmt.path}: column {name!r} holds {arr.type}, expected one {what} per row")
+    if (bad := first_invalid_text(arr)) is not None:  # before a cast of bytes to text fails
+        raise invalid_text_error(loc, arr, bad, name, what)
     if not (pa.types.is_string(arr.type) or pa.types.is_large_string(arr.type)):
         arr = arr.cast(pa.string())
     _require_values(arr, name, what, loc)

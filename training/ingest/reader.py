@@ -17,7 +17,7 @@ import gzip
 import io
 import json
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -175,17 +175,79 @@ def _read_csv(fmt: FileFormat, columns: list[str] | None, progress: bool) -> pa.
         table = pacsv.read_csv(
             _progress_stream(fmt, progress, stack), parse_options=parse, convert_options=convert
         )
-    except (pa.ArrowInvalid, OSError, EOFError) as exc:
+    except pa.ArrowInvalid as exc:
+        if "invalid UTF8" in str(exc):  # Arrow names the column only: find the line and the bytes
+            _raise_invalid_text(fmt, columns, parse)
+        raise DataError(f"{fmt.path}: cannot be read as {fmt.label} ({exc})") from exc
+    except (OSError, EOFError) as exc:
         raise DataError(f"{fmt.path}: cannot be read as {fmt.label} ({exc})") from exc
     finally:
         _close(stack)
     if bad:
-        fields = {text: (expected, actual) for text, expected, actual in reversed(bad)}
-        line, text = next(((no, t) for no, t in _physical_lines(fmt) if t in fields), (None, bad[0][0]))
-        expected, actual = fields[text]
+        # A row's text spans several lines when a quote is left open: its first line names it.
+        fields = {text.split("\n", 1)[0]: (text, e, a) for text, e, a in reversed(bad)}
+        line, first = next(((no, t) for no, t in _physical_lines(fmt) if t in fields), (None, ""))
+        text, expected, actual = fields.get(first, bad[0])
         where = f"{fmt.path}:{line}" if line is not None else f"{fmt.path}"
         raise DataError(f"{where}: expected {expected} fields, got {actual}: {text[:200]!r}")
     return table
+
+
+def first_bad(arr: pa.Array, ok: Callable[[pa.Array], bool]) -> int:
+    """Index of the first element for which ``ok`` fails, given that it fails on the whole array:
+    a bisection, so a few dozen vectorised calls instead of a Python loop over the rows."""
+    lo, hi = 0, len(arr)  # invariant: the first bad element is in [lo, hi)
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        if ok(arr.slice(lo, mid - lo)):
+            lo = mid
+        else:
+            hi = mid
+    return lo
+
+
+def _utf8(arr: pa.Array) -> bool:
+    try:
+        arr.cast(pa.string())  # from binary: validates every value
+    except pa.ArrowInvalid:
+        return False
+    return True
+
+
+def first_invalid_text(arr: pa.Array) -> int | None:
+    """Index of the first value of a string or binary array that is not valid UTF-8, else None.
+
+    Arrow's JSON reader and Parquet ``BYTE_ARRAY`` columns do not promise valid UTF-8: a bad
+    value would otherwise surface much later as a bare UnicodeDecodeError."""
+    if pa.types.is_string(arr.type) or pa.types.is_large_string(arr.type):
+        arr = arr.cast(pa.large_binary() if pa.types.is_large_string(arr.type) else pa.binary())
+    elif not (pa.types.is_binary(arr.type) or pa.types.is_large_binary(arr.type)):
+        return None
+    return None if _utf8(arr) else first_bad(arr, _utf8)
+
+
+def invalid_text_error(loc: Locator, arr: pa.Array, row: int, name: str, what: str) -> DataError:
+    value = arr.cast(pa.large_binary())[row].as_py()
+    return DataError(f"{loc.where(row)}: {what} {value[:200]!r} (column {name!r}) is not valid UTF-8 text")
+
+
+def _raise_invalid_text(fmt: FileFormat, columns: list[str], parse: pacsv.ParseOptions) -> None:
+    """Re-read the columns as bytes (only on this error path) and raise naming the first bad value."""
+    convert = pacsv.ConvertOptions(
+        include_columns=columns, column_types=dict.fromkeys(columns, pa.binary()), strings_can_be_null=False
+    )
+    stack: list[Any] = []
+    try:
+        table = pacsv.read_csv(
+            _progress_stream(fmt, False, stack), parse_options=parse, convert_options=convert
+        )
+    finally:
+        _close(stack)
+    loc = Locator(fmt)
+    for name in columns:
+        arr = table.column(name).combine_chunks()
+        if (row := first_invalid_text(arr)) is not None:
+            raise invalid_text_error(loc, arr, row, name, "value")
 
 
 def _parquet_source(fmt: FileFormat) -> Any:

@@ -27,7 +27,14 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from training.ingest.columns import id_column, numeric_or_none
-from training.ingest.reader import DataError, Locator, missing_column, read_table
+from training.ingest.reader import (
+    DataError,
+    Locator,
+    first_invalid_text,
+    invalid_text_error,
+    missing_column,
+    read_table,
+)
 
 MAX_CATEGORIES = 32
 
@@ -104,6 +111,8 @@ def read_side(
         if name == id_col:
             continue
         col = table.column(name).combine_chunks()
+        if (bad := first_invalid_text(col)) is not None:
+            raise invalid_text_error(loc, col, bad, name, "value")
         values = numeric_or_none(col)
         if values is not None:
             z = _standardised(values, row_entity, known, n)
