@@ -127,13 +127,17 @@ async def example_ids(holder: HolderDep) -> FastJSONResponse:
 
 @router.get("/history")
 async def user_history(
+    request: Request,
     holder: HolderDep,
     user_id: IdQuery,
     limit: Annotated[int, Query(ge=1, le=1000, description="most items listed")] = 100,
 ) -> FastJSONResponse:
-    """The user's training items (what ``exclude_seen`` removes); ``known: false`` if the model
-    has never seen the user."""
-    return FastJSONResponse(history(_loaded(holder).model, user_id, limit))
+    """The user's training items and their feedback since training (both are what
+    ``exclude_seen`` removes); ``known: false`` if the model has never seen the user."""
+    loaded = _loaded(holder)
+    store = request.app.state.serving.fresh  # Redis or in-process: a short, never-failing read
+    fresh = await asyncio.to_thread(store.get, user_id) if store is not None else []
+    return FastJSONResponse(history(loaded.model, user_id, limit, fresh, loaded.events_watermark))
 
 
 @router.get("/items")

@@ -210,3 +210,33 @@ def test_versions_beyond_the_limit_are_summed_into_one_row() -> None:
     assert rest["credited"]["click"] == 3 and rest["ctr"] == 3 / rest["lists_served"]
     assert sum(r["lists_served"] for r in rows) == body["lists_served"]
     assert [h["hour"] for h in body["per_hour"]] == [36_000, 39_600] and body["total"] == n
+
+
+def test_history_lists_the_users_feedback_since_training_newest_first(
+    make_client: Callable[..., TestClient],
+) -> None:
+    client = make_client()
+    model = client.app.state.holder.current.model
+    user = model.user_ids.external(0)
+    fresh_items = [model.item_ids.external(i) for i in range(model.n_items) if i not in set(model.seen(0))][
+        :2
+    ]
+    events = [
+        {"user_id": user, "item_id": fresh_items[0], "type": "view"},
+        {"user_id": user, "item_id": "not-in-the-catalogue", "type": "click"},
+        {"user_id": user, "item_id": fresh_items[1], "type": "click"},
+    ]
+    assert client.post("/feedback", json={"events": events}).status_code == 202
+    body = client.get("/dashboard/api/history", params={"user_id": user}).json()
+    assert [(f["item_id"], f["type"], f["known"]) for f in body["fresh"]] == [
+        (fresh_items[1], "click", True),
+        ("not-in-the-catalogue", "click", False),
+        (fresh_items[0], "view", True),
+    ]
+    first = model.item_ids.index(fresh_items[1])
+    assert body["fresh"][0]["attributes"] == {n: v[first] for n, v in model.item_attributes.items()}
+    assert [it["item_id"] for it in body["items"]] == model.item_ids.externals(model.seen(0))
+    answer = client.get("/recommend", params={"user_id": user, "k": model.n_items}).json()
+    assert not set(fresh_items) & {it["item_id"] for it in answer["items"]}  # exclude_seen drops them too
+    cold = client.get("/dashboard/api/history", params={"user_id": "new-user"}).json()
+    assert cold["known"] is False and cold["fresh"] == []

@@ -1,6 +1,6 @@
 // recserve dashboard, Feedback section: events per type per hour and click-through by model
 // version, as /dashboard/api/feedback returns them (the event store's hourly counts of every
-// replica). Uses the helpers of dashboard.js (loaded first): $, el, table, count, call, svg, niceMax.
+// replica). Uses the helpers of dashboard.js (loaded first): $, el, card, table, count, call, svg, every.
 "use strict";
 
 const FEEDBACK_MS = 30000;
@@ -92,13 +92,14 @@ function drawEventsPlot() {
   const pad = { l: 44, r: 8, t: 10, b: 24 };
   const root = svg("svg", { viewBox: `0 0 ${W} ${H}`, width: W, height: H, class: "chart" });
   const hours = body.per_hour;
-  const yMax = niceMax(Math.max(1, ...hours.map((h) => h.total)));
+  const step = Math.max(1, Math.ceil(Math.max(...hours.map((h) => h.total)) / 4));  // whole-event ticks
+  const yMax = 4 * step;
   const slot = (W - pad.l - pad.r) / Math.max(1, hours.length);
   const y = (v) => H - pad.b - (v / yMax) * (H - pad.t - pad.b);
   for (let i = 0; i <= 4; i++) {
     const v = (yMax * i) / 4;
     root.append(svg("line", { x1: pad.l, x2: W - pad.r, y1: y(v), y2: y(v), class: "grid" }));
-    root.append(svg("text", { x: pad.l - 6, y: y(v) + 4, "text-anchor": "end", class: "tick" }, Number.isInteger(v) ? v : v.toFixed(1)));
+    root.append(svg("text", { x: pad.l - 6, y: y(v) + 4, "text-anchor": "end", class: "tick" }, v));
   }
   hours.forEach((h, i) => {
     let base = 0;
@@ -110,10 +111,11 @@ function drawEventsPlot() {
       base += n;
     }
   });
-  const step = Math.ceil(hours.length / (W < 500 ? 4 : 8));
+  const every_ = Math.ceil(hours.length / (W < 500 ? 4 : 8));
   hours.forEach((h, i) => {
-    if (i % step === 0 || i === hours.length - 1) {
-      root.append(svg("text", { x: pad.l + (i + 0.5) * slot, y: H - 8, "text-anchor": "middle", class: "tick" },
+    const lastOne = i === hours.length - 1;
+    if (i % every_ === 0 || lastOne) {
+      root.append(svg("text", { x: pad.l + (i + 0.5) * slot, y: H - 8, "text-anchor": lastOne ? "end" : "middle", class: "tick" },
         utcHour(h.hour).slice(6)));
     }
   });
