@@ -23,20 +23,25 @@ from eventstore.events import (
     Unavailable,
 )
 from eventstore.migrations import LATEST as SCHEMA_VERSION
+from eventstore.rollup import NO_RECOMM_ID, UNRECOGNISED, HourlyCounts, hour_of
 from eventstore.store import EventStore, check_schema, open_event_store, redact
 
 __all__ = [
+    "NO_RECOMM_ID",
     "SCHEMA_VERSION",
+    "UNRECOGNISED",
     "Appended",
     "Event",
     "EventStore",
     "EventStoreError",
+    "HourlyCounts",
     "LockHeld",
     "SchemaMissing",
     "SchemaTooNew",
     "StoredEvent",
     "Unavailable",
     "check_schema",
+    "hour_of",
     "open_event_store",
     "redact",
 ]

@@ -6,6 +6,18 @@ commit order; PostgreSQL's inserts take a shared advisory lock that the watermar
 exclusively, see ``eventstore/postgres.py``). ``event_id`` is UNIQUE and nullable: both databases
 treat NULLs as distinct, so events without an id are never deduplicated. Times are Unix seconds
 as double precision (what the API speaks, and what training sorts by).
+
+Version 2: hourly rollups for the dashboard's feedback section (``eventstore/rollup.py``), so a
+refresh reads a few hundred small rows instead of the event log:
+
+* ``event_counts_hourly``: events per (hour of ``ts``, type, credited model version), folded in
+  from ``events`` by ``seq`` (``event_rollup_state.folded_seq`` says how far);
+* ``lists_served_hourly``: lists served per (hour, model version), added by each service process
+  from its own counter (the impressions a click-through rate divides by).
+
+Their primary keys lead with ``hour``: the window query is an index range scan of
+hours × types × versions rows, whatever the size of ``events``. No backfill here: the first
+fold after the upgrade catches up with the existing events, a bounded chunk per call.
 """
 
 from __future__ import annotations
@@ -23,6 +35,15 @@ _EVENT_COLUMNS = """
     weight      DOUBLE PRECISION NOT NULL
 """
 
+_ROLLUP = [
+    "CREATE TABLE event_counts_hourly (hour BIGINT NOT NULL, type TEXT NOT NULL, "
+    "model_version TEXT NOT NULL, n BIGINT NOT NULL, PRIMARY KEY (hour, type, model_version))",
+    "CREATE TABLE lists_served_hourly (hour BIGINT NOT NULL, model_version TEXT NOT NULL, "
+    "n BIGINT NOT NULL, PRIMARY KEY (hour, model_version))",
+    "CREATE TABLE event_rollup_state (id INTEGER PRIMARY KEY CHECK (id = 1), folded_seq BIGINT NOT NULL)",
+    "INSERT INTO event_rollup_state (id, folded_seq) VALUES (1, 0)",
+]
+
 MIGRATIONS: dict[str, list[list[str]]] = {
     "sqlite": [
         [
@@ -30,12 +51,14 @@ MIGRATIONS: dict[str, list[list[str]]] = {
             f"CREATE TABLE events (seq INTEGER PRIMARY KEY AUTOINCREMENT, {_EVENT_COLUMNS})",
             "CREATE INDEX events_user ON events (user_id, seq)",
         ],
+        _ROLLUP,
     ],
     "postgresql": [
         [
             f"CREATE TABLE events (seq BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY, {_EVENT_COLUMNS})",
             "CREATE INDEX events_user ON events (user_id, seq)",
         ],
+        _ROLLUP,
     ],
 }
 

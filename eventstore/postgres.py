@@ -19,7 +19,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 import psycopg
@@ -27,12 +27,26 @@ from psycopg_pool import ConnectionPool, PoolTimeout
 
 from eventstore.events import Appended, Event, LockHeld, SchemaMissing, StoredEvent, Unavailable
 from eventstore.migrations import CREATE_SCHEMA_TABLE, LATEST, MIGRATIONS, SCHEMA_TABLE
+from eventstore.rollup import (
+    DEFAULT_MAX_FOLD,
+    POSTGRES_HOUR,
+    POSTGRES_VERSION,
+    HourlyCounts,
+    add_served_sql,
+    chunk_end_sql,
+    fold_sql,
+    window_sql,
+)
 from eventstore.store import redact
 
 _INSERT = (
     "INSERT INTO events (event_id, user_id, item_id, type, ts, received_at, recomm_id, weight) "
     "VALUES (%s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT (event_id) DO NOTHING RETURNING seq"
 )
+_FOLD = fold_sql(POSTGRES_HOUR, POSTGRES_VERSION, "%s")
+_ADD_SERVED = add_served_sql("%s")
+_CHUNK_END = chunk_end_sql("%s")
+_WINDOW_EVENTS, _WINDOW_SERVED = window_sql("%s")
 _COLUMNS = "seq, event_id, user_id, item_id, type, ts, received_at, recomm_id, weight"
 
 
@@ -158,6 +172,44 @@ class PostgresEventStore:
                 return int(cur.execute("SELECT COUNT(*) FROM events WHERE seq > %s", (after,)).fetchone()[0])
             q = "SELECT COUNT(*) FROM events WHERE seq > %s AND seq <= %s"
             return int(cur.execute(q, (after, upto)).fetchone()[0])
+
+    # -- hourly rollups (eventstore/rollup.py) -------------------------------------------------
+    def add_served(self, counts: Mapping[tuple[int, str], int]) -> None:
+        """Add ``{(hour, model_version): lists}`` to the served-lists counts. Rows in key order,
+        so two replicas adding at once wait for each other instead of deadlocking."""
+        rows = [(hour, version, n) for (hour, version), n in sorted(counts.items()) if n]
+        if not rows:
+            return
+        with self._transaction() as cur:
+            cur.executemany(_ADD_SERVED, rows)
+
+    def hourly(self, first_hour: int, last_hour: int, max_fold: int = DEFAULT_MAX_FOLD) -> HourlyCounts:
+        """Fold at most ``max_fold`` new events into the hourly counts, then read the window.
+
+        The watermark is taken in its own short transaction (it holds the ingest lock
+        exclusively, which must not last a fold); the fold locks the state row ``FOR UPDATE``, so
+        concurrent folds (other replicas' refreshes) run one after the other and count each event
+        once. Appends are not blocked: a fold only reads ``events``."""
+        watermark = self.watermark()
+        with self._transaction() as cur:
+            row = cur.execute("SELECT folded_seq FROM event_rollup_state FOR UPDATE").fetchone()
+            folded = int(row[0])
+            if watermark > folded:
+                end = cur.execute(_CHUNK_END, (folded, watermark, max_fold - 1)).fetchone()
+                upto = watermark if end is None else int(end[0])
+                cur.execute(_FOLD, (folded, upto))
+                cur.execute("UPDATE event_rollup_state SET folded_seq = %s", (upto,))
+                folded = upto
+            events = cur.execute(_WINDOW_EVENTS, (first_hour, last_hour)).fetchall()
+            served = cur.execute(_WINDOW_SERVED, (first_hour, last_hour)).fetchall()
+        return HourlyCounts(
+            first_hour,
+            last_hour,
+            tuple((int(h), t, v, int(n)) for h, t, v, n in events),
+            tuple((int(h), v, int(n)) for h, v, n in served),
+            folded,
+            max(watermark, folded),  # another replica may have folded past our watermark meanwhile
+        )
 
     @contextlib.contextmanager
     def retrain_lock(self) -> Iterator[None]:

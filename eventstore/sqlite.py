@@ -14,16 +14,30 @@ import fcntl
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 
 from eventstore.events import Appended, Event, LockHeld, SchemaMissing, StoredEvent, Unavailable
 from eventstore.migrations import CREATE_SCHEMA_TABLE, LATEST, MIGRATIONS, SCHEMA_TABLE
+from eventstore.rollup import (
+    DEFAULT_MAX_FOLD,
+    SQLITE_HOUR,
+    SQLITE_VERSION,
+    HourlyCounts,
+    add_served_sql,
+    chunk_end_sql,
+    fold_sql,
+    window_sql,
+)
 
 _INSERT = (
     "INSERT INTO events (event_id, user_id, item_id, type, ts, received_at, recomm_id, weight) "
     "VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (event_id) DO NOTHING RETURNING seq"
 )
+_FOLD = fold_sql(SQLITE_HOUR, SQLITE_VERSION, "?")
+_ADD_SERVED = add_served_sql("?")
+_CHUNK_END = chunk_end_sql("?")
+_WINDOW_EVENTS, _WINDOW_SERVED = window_sql("?")
 _COLUMNS = "seq, event_id, user_id, item_id, type, ts, received_at, recomm_id, weight"
 
 
@@ -154,6 +168,41 @@ class SQLiteEventStore:
                 return int(conn.execute("SELECT COUNT(*) FROM events WHERE seq > ?", (after,)).fetchone()[0])
             q = "SELECT COUNT(*) FROM events WHERE seq > ? AND seq <= ?"
             return int(conn.execute(q, (after, upto)).fetchone()[0])
+
+    # -- hourly rollups (eventstore/rollup.py) -------------------------------------------------
+    def add_served(self, counts: Mapping[tuple[int, str], int]) -> None:
+        """Add ``{(hour, model_version): lists}`` to the served-lists counts (one transaction)."""
+        rows = [(hour, version, n) for (hour, version), n in sorted(counts.items()) if n]
+        if not rows:
+            return
+        with self._transaction() as conn:
+            conn.executemany(_ADD_SERVED, rows)
+
+    def hourly(self, first_hour: int, last_hour: int, max_fold: int = DEFAULT_MAX_FOLD) -> HourlyCounts:
+        """Fold at most ``max_fold`` new events into the hourly counts, then read the window.
+
+        One write transaction: SQLite's single writer makes ``MAX(seq)`` the watermark here and
+        keeps two folds from counting an event twice; appends wait for the fold (a chunk of
+        ``max_fold`` events is tens of milliseconds, see docs/feedback.md for the figures)."""
+        with self._transaction() as conn:
+            folded = int(conn.execute("SELECT folded_seq FROM event_rollup_state").fetchone()[0])
+            watermark = int(conn.execute("SELECT COALESCE(MAX(seq), 0) FROM events").fetchone()[0])
+            if watermark > folded:
+                end = conn.execute(_CHUNK_END, (folded, watermark, max_fold - 1)).fetchone()
+                upto = watermark if end is None else int(end[0])
+                conn.execute(_FOLD, (folded, upto))
+                conn.execute("UPDATE event_rollup_state SET folded_seq = ?", (upto,))
+                folded = upto
+            events = conn.execute(_WINDOW_EVENTS, (first_hour, last_hour)).fetchall()
+            served = conn.execute(_WINDOW_SERVED, (first_hour, last_hour)).fetchall()
+        return HourlyCounts(
+            first_hour,
+            last_hour,
+            tuple((int(h), t, v, int(n)) for h, t, v, n in events),
+            tuple((int(h), v, int(n)) for h, v, n in served),
+            folded,
+            watermark,
+        )
 
     @contextlib.contextmanager
     def retrain_lock(self) -> Iterator[None]:

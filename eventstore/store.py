@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Protocol
 from urllib.parse import urlsplit, urlunsplit
 
 from eventstore.events import Appended, Event, EventStoreError, SchemaMissing, SchemaTooNew, StoredEvent
 from eventstore.migrations import LATEST
+from eventstore.rollup import DEFAULT_MAX_FOLD, HourlyCounts
 
 
 class EventStore(Protocol):
@@ -19,7 +20,10 @@ class EventStore(Protocol):
       and no event with ``seq <= W`` can appear later: the cut a retrain records;
     * :meth:`read` yields events with ``after < seq <= upto`` in ``seq`` order;
     * :meth:`retrain_lock` is held for a whole retrain; a second holder gets :class:`LockHeld`
-      at once, and a holder that dies releases it (the kernel or the server does).
+      at once, and a holder that dies releases it (the kernel or the server does);
+    * :meth:`hourly` folds new events into the hourly counts (each event counted once, at most
+      ``max_fold`` per call) and reads hours ``first_hour..last_hour`` of them and of the lists
+      :meth:`add_served` recorded (``eventstore/rollup.py``).
     """
 
     url: str  # for messages: the password, if any, is masked
@@ -29,6 +33,8 @@ class EventStore(Protocol):
     def read(self, after: int = 0, upto: int | None = None) -> Iterator[StoredEvent]: ...
     def count(self, after: int = 0, upto: int | None = None) -> int: ...
     def retrain_lock(self) -> contextlib.AbstractContextManager[None]: ...
+    def add_served(self, counts: Mapping[tuple[int, str], int]) -> None: ...
+    def hourly(self, first_hour: int, last_hour: int, max_fold: int = DEFAULT_MAX_FOLD) -> HourlyCounts: ...
     def schema_version(self) -> int: ...
     def upgrade(self) -> tuple[int, int]: ...
     def close(self) -> None: ...

@@ -16,6 +16,7 @@ from service.auth import KeyRing, metrics_dependencies, protected_by
 from service.errors import install_error_handlers
 from service.feedback import Feedback
 from service.fresh import build_fresh_store
+from service.impressions import ServedLists
 from service.limits import BodySizeLimitMiddleware, apply_limits_to_openapi
 from service.lists import CachedLists, build_list_cache
 from service.metrics import Metrics, MetricsMiddleware
@@ -67,6 +68,7 @@ def create_app(settings: Settings | None = None, span_exporter: SpanExporter | N
     watch_state(metrics, holder, lists.cache, settings)  # model age/loaded/refused, breaker, build info
     fresh = build_fresh_store(settings, metrics)
     events = Feedback(settings.database_url, holder, metrics, fresh)
+    served_lists = ServedLists(metrics, events.opened)  # CTR's denominator, into the event store
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -79,9 +81,14 @@ def create_app(settings: Settings | None = None, span_exporter: SpanExporter | N
             metrics_server = start_metrics_server(metrics.registry, settings.host, settings.metrics_port)
         if settings.store_poll_interval > 0:
             poller = asyncio.create_task(poll_store(holder, settings.store_poll_interval))
+        served_flusher = asyncio.create_task(served_lists.run())
         try:
             yield
         finally:
+            served_flusher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await served_flusher
+            await asyncio.to_thread(served_lists.flush_quietly)
             lists.close()
             if metrics_server is not None:
                 metrics_server.shutdown()
@@ -110,6 +117,7 @@ def create_app(settings: Settings | None = None, span_exporter: SpanExporter | N
     app.state.tracing = tracing
     app.state.serving = Serving(holder, settings, metrics, lists, fresh, tracing)
     app.state.feedback = events
+    app.state.served_lists = served_lists
     install_error_handlers(app)
     # Every list and feedback endpoint behind the API keys when they are configured; probes stay open.
     app.include_router(recommend.router, **protected_by(api_keys))

@@ -76,6 +76,10 @@ class Feedback:
             return "ok"
         return self._error or "not opened yet"
 
+    def opened(self) -> EventStore | None:
+        """The store if it has been opened (never opens it: see ``service/impressions.py``)."""
+        return self._store
+
     def store(self) -> EventStore:
         """The checked store, opened on first use (raises :class:`EventStoreUnavailable`)."""
         if self._store is not None:

@@ -3,8 +3,9 @@
 The recommendations themselves are *not* produced here: the page calls the real ``/recommend``
 and ``/similar-items`` endpoints, so what it shows is exactly what a client gets. These helpers
 only add context read from the same loaded model: which items a user interacted with in training
-(``model.seen``, the set ``exclude_seen`` removes) and each item's attributes (what
-``item_filter`` matches on).
+(``model.seen``, the set ``exclude_seen`` removes), the user's feedback since the model was
+trained (the fresh events ``/recommend`` also leaves out under ``exclude_seen``, and whose positive
+types shift the ranking) and each item's attributes (what ``item_filter`` matches on).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from recommender.model import RecommenderModel
+from service.fresh import FreshItem
 
 N_EXAMPLES = 6
 MAX_ATTRIBUTE_VALUES = 200
@@ -65,15 +67,51 @@ def items_info(model: RecommenderModel, item_ids: list[str]) -> dict[str, Any]:
     return {"model_version": model.version, "items": known, "unknown": unknown}
 
 
-def history(model: RecommenderModel, user_id: str, limit: int) -> dict[str, Any]:
-    """The user's training items (at most ``limit``, in the bundle's order) with attributes.
+def fresh_rows(model: RecommenderModel, fresh: list[FreshItem], watermark: int) -> list[dict[str, Any]]:
+    """The user's events newer than the model's watermark (what ``/recommend`` reads of them:
+    ``service/strategies.py`` drops ``seq <= watermark``), newest first."""
+    rows = []
+    for f in reversed(fresh):
+        if f.seq <= watermark:
+            continue
+        index = model.item_ids.get(f.item_id)
+        rows.append(
+            {
+                "item_id": f.item_id,
+                "type": f.type,
+                "seq": f.seq,
+                "known": index is not None,
+                "attributes": attributes_of(model, index) if index is not None else {},
+            }
+        )
+    return rows
+
+
+def history(
+    model: RecommenderModel,
+    user_id: str,
+    limit: int,
+    fresh: list[FreshItem] | None = None,
+    watermark: int = 0,
+) -> dict[str, Any]:
+    """The user's training items (at most ``limit``, in the bundle's order) with attributes, and
+    their feedback since training (``fresh``, newest first).
 
     An unknown user is a normal case for the page (``/recommend`` answers them with the
-    cold-start fallback), so it is ``known: false`` with no items rather than an error.
+    cold-start fallback), so it is ``known: false`` with no items rather than an error; their
+    fresh events are still listed (positive ones are their recent items).
     """
+    recent = fresh_rows(model, fresh or [], watermark)
     user = model.user_ids.get(user_id)
     if user is None:
-        return {"model_version": model.version, "user_id": user_id, "known": False, "n_items": 0, "items": []}
+        return {
+            "model_version": model.version,
+            "user_id": user_id,
+            "known": False,
+            "n_items": 0,
+            "items": [],
+            "fresh": recent,
+        }
     seen = model.seen(user)
     shown = seen[:limit].tolist()
     return {
@@ -85,4 +123,5 @@ def history(model: RecommenderModel, user_id: str, limit: int) -> dict[str, Any]
             {"item_id": item_id, "attributes": attributes_of(model, i)}
             for i, item_id in zip(shown, model.item_ids.externals(shown), strict=True)
         ],
+        "fresh": recent,
     }

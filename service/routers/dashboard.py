@@ -25,10 +25,11 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query, Request
 from starlette.responses import Response
 
+from service.dashboard.feedback_view import DEFAULT_HOURS, MAX_HOURS, feedback_view
 from service.dashboard.live import LiveSampler
 from service.dashboard.model_view import ManifestCache, model_view
 from service.dashboard.tryit import examples, history, items_info
-from service.deps import HolderDep
+from service.deps import HolderDep, SettingsDep
 from service.errors import APIError
 from service.parsing import IdQuery
 from service.responses import FastJSONResponse
@@ -41,6 +42,7 @@ CSP = (
 )
 STATIC = {
     "dashboard.js": "text/javascript; charset=utf-8",
+    "feedback.js": "text/javascript; charset=utf-8",
     "dashboard.css": "text/css; charset=utf-8",
 }
 NO_CACHE = {"Cache-Control": "no-cache"}
@@ -65,6 +67,11 @@ async def page() -> Response:
 @page_router.get("/dashboard/static/dashboard.js")
 async def script() -> Response:
     return Response(_static("dashboard.js"), media_type=STATIC["dashboard.js"], headers=NO_CACHE)
+
+
+@page_router.get("/dashboard/static/feedback.js")
+async def feedback_script() -> Response:
+    return Response(_static("feedback.js"), media_type=STATIC["feedback.js"], headers=NO_CACHE)
 
 
 @page_router.get("/dashboard/static/dashboard.css")
@@ -120,13 +127,17 @@ async def example_ids(holder: HolderDep) -> FastJSONResponse:
 
 @router.get("/history")
 async def user_history(
+    request: Request,
     holder: HolderDep,
     user_id: IdQuery,
     limit: Annotated[int, Query(ge=1, le=1000, description="most items listed")] = 100,
 ) -> FastJSONResponse:
-    """The user's training items (what ``exclude_seen`` removes); ``known: false`` if the model
-    has never seen the user."""
-    return FastJSONResponse(history(_loaded(holder).model, user_id, limit))
+    """The user's training items and their feedback since training (both are what
+    ``exclude_seen`` removes); ``known: false`` if the model has never seen the user."""
+    loaded = _loaded(holder)
+    store = request.app.state.serving.fresh  # Redis or in-process: a short, never-failing read
+    fresh = await asyncio.to_thread(store.get, user_id) if store is not None else []
+    return FastJSONResponse(history(loaded.model, user_id, limit, fresh, loaded.events_watermark))
 
 
 @router.get("/items")
@@ -136,3 +147,27 @@ async def items(
 ) -> FastJSONResponse:
     """Attributes and training popularity of up to 500 items (repeat ``item_id``)."""
     return FastJSONResponse(items_info(_loaded(holder).model, item_id))
+
+
+@router.get("/feedback")
+async def feedback_summary(
+    request: Request,
+    holder: HolderDep,
+    settings: SettingsDep,
+    hours: Annotated[int, Query(ge=1, le=MAX_HOURS, description="hours shown, the current one included")] = (
+        DEFAULT_HOURS
+    ),
+) -> FastJSONResponse:
+    """Events per type per hour and click-through by model version, from the event store's hourly
+    rollups (every replica's events and lists). 503 ``event_store_unavailable`` naming the cause
+    when the store cannot be used (not migrated: ``recserve db upgrade``)."""
+    current = holder.current
+    body = await asyncio.to_thread(
+        feedback_view,
+        request.app.state.feedback,
+        request.app.state.served_lists,
+        settings.feedback_types,
+        current.version if current is not None else None,
+        hours,
+    )
+    return FastJSONResponse(body, headers=NO_CACHE)

@@ -4,8 +4,10 @@ A real ``recserve serve`` process (free loopback port) serves a store with two s
 the page is opened at laptop and phone widths. Checked: the live version is ``/readyz``'s and the
 store table marks CURRENT and what rollback restores; the request count shown grows after API
 calls; the "try it" tables equal the JSON of ``/recommend`` and ``/similar-items`` for the same
-options (ids, scores as rendered); the phone layout does not scroll sideways; no console errors.
-A second test puts the data behind a key, as API keys will, and checks the page asks for it.
+options (ids, scores as rendered); after feedback posted through the API, the Feedback section's
+per-hour counts and click-through rates equal ``/dashboard/api/feedback``'s JSON; the phone
+layout does not scroll sideways; no console errors. A second test puts the data behind a key and
+checks the page asks for it.
 Screenshots go to ``test-artifacts/dashboard/`` (gitignored); with ``RECSERVE_DOCS_SCREENSHOT=1``
 the laptop one also replaces ``docs/dashboard.png`` after a little traffic for the plot.
 """
@@ -14,22 +16,36 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import shutil
-import subprocess
-import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
-from decimal import ROUND_HALF_UP, Decimal
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 import uvicorn
+from browser_support import (
+    ARTIFACTS,
+    CHROMIUM,
+    CHROMIUM_ARGS,
+    LAPTOP,
+    PHONE,
+    ROOT,
+    Page,
+    Server,
+    assert_feedback_shown,
+    assert_same_items,
+    post_feedback,
+    refreshed_feedback,
+    rendered_rows,
+    traffic,
+    wait_until,
+)
 from fastapi import Depends, Header
 
+from eventstore import open_event_store
 from model_store import LocalStore
 from service.app import create_app
 from service.errors import APIError
@@ -42,66 +58,6 @@ from training.ranker_train import RankerConfig
 
 pytestmark = pytest.mark.slow
 sync_api = pytest.importorskip("playwright.sync_api", reason="playwright (dev extra) is not installed")
-
-ROOT = Path(__file__).resolve().parents[2]
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
-ARTIFACTS = Path(os.environ.get("RECSERVE_TEST_ARTIFACTS", ROOT / "test-artifacts")) / "dashboard"
-LAPTOP = {"width": 1366, "height": 900}
-PHONE = {"width": 390, "height": 844}
-
-
-class Server:
-    """``recserve serve --port 0`` in a child process; the port is read from uvicorn's log."""
-
-    def __init__(self, store: Path) -> None:
-        env = {**os.environ, "RECSERVE_STORE_POLL_INTERVAL": "0", "RECSERVE_LOG_LEVEL": "info"}
-        cmd = [sys.executable, "-m", "recserve.cli", "serve", "--host", "127.0.0.1", "--port", "0"]
-        self.proc = subprocess.Popen(
-            [*cmd, "--store", str(store)],
-            cwd=ROOT,
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
-        self.lines: list[str] = []
-        self.base: str | None = None
-        self._started = threading.Event()
-        threading.Thread(target=self._read, daemon=True).start()
-
-    def _read(self) -> None:
-        assert self.proc.stdout is not None
-        for line in self.proc.stdout:
-            self.lines.append(line.rstrip())
-            m = re.search(r"Uvicorn running on (http://127\.0\.0\.1:\d+)", line)
-            if m:
-                self.base = m.group(1)
-                self._started.set()
-        self._started.set()
-
-    def wait(self, timeout: float = 120) -> str:
-        self._started.wait(timeout)
-        if self.base is None:
-            raise AssertionError("recserve serve did not start:\n" + "\n".join(self.lines[-30:]))
-        return self.base
-
-    def stop(self) -> None:
-        self.proc.terminate()
-        try:
-            self.proc.wait(15)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
 
 
 def small_config(loss: str, seed: int) -> TrainConfig:
@@ -125,8 +81,18 @@ def two_version_store(small_data: InteractionData, tmp_path_factory: pytest.Temp
 
 
 @pytest.fixture(scope="module")
-def base_url(two_version_store: LocalStore) -> Iterator[str]:
-    server = Server(two_version_store.root)
+def database_url(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """A migrated SQLite event store of the module's own."""
+    url = f"sqlite:///{tmp_path_factory.mktemp('dashboard-events') / 'events.db'}"
+    store = open_event_store(url)
+    store.upgrade()
+    store.close()
+    return url
+
+
+@pytest.fixture(scope="module")
+def base_url(two_version_store: LocalStore, database_url: str) -> Iterator[str]:
+    server = Server(two_version_store.root, database_url)
     try:
         yield server.wait()
     finally:
@@ -141,59 +107,6 @@ def browser() -> Iterator[Any]:
         b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         yield b
         b.close()
-
-
-class Page:
-    """A page at one viewport size, recording console errors and uncaught exceptions."""
-
-    def __init__(self, browser: Any, base: str, viewport: dict[str, int]) -> None:
-        self.context = browser.new_context(viewport=viewport)
-        self.page = self.context.new_page()
-        self.errors: list[str] = []
-        self.page.on("console", lambda m: self.errors.append(m.text) if m.type == "error" else None)
-        self.page.on("pageerror", lambda e: self.errors.append(f"uncaught: {e}"))
-        self.page.goto(f"{base}/dashboard")
-        self.page.wait_for_selector("#model-version")  # the model section has rendered
-        self.page.wait_for_selector("#user-examples a")
-
-    def text(self, selector: str) -> str:
-        return self.page.inner_text(selector).strip()
-
-    def count(self, selector: str) -> int:
-        return int(self.text(selector).replace(",", ""))
-
-
-def wait_until(condition: Callable[[], bool], what: str, timeout: float = 15.0) -> None:
-    """Poll ``condition`` (the page refreshes every 2 s); ``page.wait_for_function`` would need
-    ``eval``, which the page's Content-Security-Policy rightly forbids."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.2)
-
-
-def as_rendered(score: float) -> str:
-    """``Number.prototype.toFixed(4)``: the exact binary value, ties away from zero."""
-    return str(Decimal(score).quantize(Decimal("0.0001"), rounding=ROUND_HALF_UP))
-
-
-def rendered_rows(page: Any, table: str) -> list[dict[str, Any]]:
-    return page.eval_on_selector_all(
-        f"{table} tbody tr",
-        """rows => rows.map(r => ({
-            item_id: r.querySelector('.item-id').textContent,
-            score_text: r.querySelector('.score').textContent,
-            score: Number(r.querySelector('.score').dataset.score),
-            cells: Array.from(r.children).map(c => c.textContent),
-        }))""",
-    )
-
-
-def assert_same_items(rows: list[dict[str, Any]], answer: dict[str, Any]) -> None:
-    assert [r["item_id"] for r in rows] == [it["item_id"] for it in answer["items"]]
-    assert [r["score"] for r in rows] == [it["score"] for it in answer["items"]]
-    assert [r["score_text"] for r in rows] == [as_rendered(it["score"]) for it in answer["items"]]
 
 
 def test_dashboard_in_chromium(
@@ -278,8 +191,45 @@ def test_dashboard_in_chromium(
     similar = api.get("/similar-items", params={"item_id": item, "k": 8}).json()
     assert_same_items(rendered_rows(page, "#sim-table"), similar)
 
+    # Feedback: events posted through the API (credited to lists served above, some not), then
+    # the section's per-hour counts and CTR per version are /dashboard/api/feedback's JSON.
+    served = [api.get("/recommend", params={"user_id": u, "k": 5}).json() for u in small_data.user_ids[:12]]
+    posted = post_feedback(api, [*served, answer, similar], n=60)
+    body = refreshed_feedback(laptop, api)
+    assert body["available"] and body["total"] == posted
+    assert_feedback_shown(page, body)
+
+    # Try it after feedback: the history lists the user's new events first (what exclude_seen
+    # now also removes), and the table is still exactly the API's answer for the same body.
+    histories = {
+        u: api.get("/dashboard/api/history", params={"user_id": u, "limit": 50}).json()
+        for u in small_data.user_ids[:12]
+    }
+    fed = next(u for u, h in histories.items() if h["fresh"])
+    page.fill("#rec-user", fed)
+    page.click("#rec-form button[type=submit]")
+    page.wait_for_selector('#rec-result[data-state="done"]')
+    expected_history = [[f["item_id"], f["type"]] for f in histories[fed]["fresh"]]
+    expected_history += [[it["item_id"], None] for it in histories[fed]["items"]]
+    wait_until(
+        lambda: (
+            page.eval_on_selector_all(
+                "#history-table tbody tr",
+                "rows => rows.map(r => [r.dataset.itemId, r.dataset.fresh || null])",
+            )
+            == expected_history
+        ),
+        "the history table to show the fresh events, then the training items",
+    )
+    fed_answer = api.post("/recommend", json=json.loads(page.get_attribute("#rec-result", "data-request")))
+    assert_same_items(rendered_rows(page, "#rec-table"), fed_answer.json())
+    assert not {f["item_id"] for f in histories[fed]["fresh"]} & {
+        it["item_id"] for it in fed_answer.json()["items"]
+    }
+
     if os.environ.get("RECSERVE_DOCS_SCREENSHOT"):
-        _traffic(api, small_data, seconds=20)
+        traffic(api, small_data, seconds=20)
+        refreshed_feedback(laptop, api)
     page.wait_for_timeout(2500)  # one more live refresh, so the plot shows the calls above
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "dashboard-laptop.png"), full_page=True)
@@ -291,6 +241,7 @@ def test_dashboard_in_chromium(
     phone.page.click("#user-examples a")
     phone.page.wait_for_selector('#rec-result[data-state="done"]')
     phone.page.wait_for_selector("#live-table tbody tr")
+    phone.page.wait_for_selector('#feedback[data-state="done"] #fb-ctr-table tbody tr')
     assert phone.page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
     phone.page.screenshot(path=str(ARTIFACTS / "dashboard-phone.png"), full_page=True)
 
@@ -298,19 +249,6 @@ def test_dashboard_in_chromium(
     laptop.context.close()
     phone.context.close()
     api.close()
-
-
-def _traffic(api: httpx.Client, data: InteractionData, seconds: float) -> None:
-    """A little steady traffic (a few 404s among it) so the docs screenshot has a latency line."""
-    deadline = time.monotonic() + seconds
-    i = 0
-    while time.monotonic() < deadline:
-        api.get("/recommend", params={"user_id": data.user_ids[i % 50], "k": 10})
-        api.get("/similar-items", params={"item_id": data.item_ids[i % 50]})
-        if i % 40 == 0:
-            api.get("/similar-items", params={"item_id": "no-such-item"})
-        i += 1
-        time.sleep(0.05)
 
 
 def test_page_asks_for_the_key_when_its_data_is_behind_one(browser: Any, published_store: Path) -> None:
@@ -345,6 +283,8 @@ def test_page_asks_for_the_key_when_its_data_is_behind_one(browser: Any, publish
         page.click("#key-box button")
         page.wait_for_selector("#model-version")
         page.wait_for_selector("#user-examples a")
+        page.wait_for_selector('#feedback[data-state="unavailable"]')  # this app has no event store
+        assert "recserve db upgrade" in page.inner_text("#fb-warning")
         assert page.is_hidden("#key-box")
         assert page.inner_text("#serving-version") == app.state.holder.current.version
         assert errors == []

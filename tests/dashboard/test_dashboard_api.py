@@ -51,7 +51,11 @@ def test_page_and_assets_are_served_with_no_outside_references(client: TestClien
     assert "default-src 'none'" in page.headers["content-security-policy"]
     refs = re.findall(r'(?:src|href)="([^"]+)"', page.text)
     assert refs and all(r.startswith(("/", "#", "data:")) for r in refs), refs
-    for path in ("/dashboard/static/dashboard.js", "/dashboard/static/dashboard.css"):
+    for path in (
+        "/dashboard/static/dashboard.js",
+        "/dashboard/static/feedback.js",
+        "/dashboard/static/dashboard.css",
+    ):
         assert path in refs
         asset = client.get(path)
         assert asset.status_code == 200 and asset.text

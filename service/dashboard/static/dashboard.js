@@ -444,14 +444,21 @@ async function recommend(ev) {
 async function loadHistory(userId) {
   try {
     const h = await call(`/dashboard/api/history?user_id=${encodeURIComponent(userId)}&limit=50`);
-    if (!h.known) {
-      $("history-meta").textContent = "unknown to this model (cold start)";
+    const fresh = h.fresh.map((it) =>
+      el("tr", { "data-item-id": it.item_id, "data-fresh": it.type, class: "fresh" },
+        el("td", { class: "id" }, it.item_id, " ", el("span", { class: "pill live" }, `new ${it.type}`)),
+        el("td", { class: "small" }, it.known ? attrs(it.attributes) : "not in this model")));
+    const trained = h.items.map((it) =>
+      el("tr", { "data-item-id": it.item_id }, el("td", { class: "id" }, it.item_id), el("td", { class: "small" }, attrs(it.attributes))));
+    const newer = fresh.length ? `${fresh.length} event(s) since training, then ` : "";
+    $("history-meta").textContent = h.known
+      ? `${newer}${h.items.length} of ${h.n_items} training items (excluded when exclude seen is on)`
+      : `unknown to this model (cold start)${fresh.length ? `; ${fresh.length} event(s) since training` : ""}`;
+    if (!fresh.length && !trained.length) {
       $("history-table").hidden = true;
       return;
     }
-    $("history-meta").textContent = `${h.items.length} of ${h.n_items} items (excluded when exclude seen is on)`;
-    table($("history-table"), ["item", "attributes"], h.items.map((it) =>
-      el("tr", { "data-item-id": it.item_id }, el("td", { class: "id" }, it.item_id), el("td", { class: "small" }, attrs(it.attributes)))));
+    table($("history-table"), ["item", "attributes"], [...fresh, ...trained]);
   } catch (err) {
     $("history-meta").textContent = err.message;
     $("history-table").hidden = true;
