@@ -73,7 +73,7 @@ def ml100k_config(seed: int, n_candidates: int = 200):  # -> TrainConfig (import
     from training.ranker_train import RankerConfig
 
     return TrainConfig(
-        mf=MFConfig(dim=64, epochs=20, loss="slatk", k=10, seed=seed),
+        mf=MFConfig(dim=64, epochs=20, loss="slatk", k=10, seed=seed, n_negatives=256),
         ranker=RankerConfig(
             hidden_units=64,
             num_layers=2,
