@@ -120,7 +120,7 @@ def assemble_model(
         item_ids=IdMap(data.item_ids),
         user_emb=user_emb,
         item_emb=item_emb,
-        index=ItemIndex.build(item_emb, "hnsw", config.hnsw),
+        index=ItemIndex.build(item_emb, "hnsw", config.hnsw, progress=len(item_emb) >= 100_000),
         features=features,
         ranker=ranker,
         seen_indptr=indptr,

@@ -54,16 +54,19 @@ class PositiveIndex:
     def mask(self, users: Tensor, columns: Tensor) -> Tensor:
         """``(B, C)`` bool: ``columns[c]`` is a training item of ``users[b]``. ``columns`` sorted ascending.
 
-        Cost O(sum of the batch users' degrees · log C) and O(B · C) bool for the answer.
+        Cost O(sum of the *distinct* batch users' degrees · log C) and O(B · C) bool for the answer:
+        batches are drawn from interactions, so a heavy user shows up in a batch many times, and
+        looking their history up once per occurrence cost 0.4 s a batch on a power-law log.
         """
-        out = torch.zeros(len(users), len(columns), dtype=torch.bool)
+        distinct, inverse = torch.unique(users, return_inverse=True)
+        out = torch.zeros(len(distinct), len(columns), dtype=torch.bool)
         if len(columns) == 0:
-            return out
-        row, items = self.rows(users)
+            return out[inverse]
+        row, items = self.rows(distinct)
         pos = torch.searchsorted(columns, items).clamp_(max=len(columns) - 1)
         hit = columns[pos] == items
         out[row[hit], pos[hit]] = True
-        return out
+        return out[inverse]
 
 
 class PoolSampler:
