@@ -144,3 +144,17 @@ def evaluate(
             shown = ", ".join(f"{k}={row[k]:.4f}" for k in per_seed[0])
             log(f"{LABELS[peer]} chosen {params}: test {shown}")
     return out
+
+
+def time_split_rows(
+    data: Any, seeds: int, ks: tuple[int, ...], log: Callable[[str], None] | None = None
+) -> dict[str, dict[str, Any]]:
+    """:func:`evaluate` on an :class:`~training.data.InteractionData` with training times (ML-100K):
+    the validation slice is the last 20% of each user's training history by time (the slice our
+    ranker learns on), so the choice mirrors the test split's shape."""
+    from training.data import split_last_fraction
+
+    keep, held = split_last_fraction(data.train_users, data.train_items, data.train_time, 0.2)
+    split = (data.train_users[keep], data.train_items[keep], data.train_users[held], data.train_items[held])
+    train, test = (data.train_users, data.train_items), (data.test_users, data.test_items)
+    return evaluate(split, train, test, data.n_users, data.n_items, seeds, ks, log)

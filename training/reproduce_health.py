@@ -224,6 +224,18 @@ NOTES = """## Reading the gaps
   from the authors' code (beta from 256 sampled negatives per batch, detached weight)."""
 
 
+def _standing(summary: dict) -> str:
+    """Where SL@20 stands against each peer row, from the same run's means (empty without peers)."""
+    ours = summary["slatk"]
+    parts = [
+        f"{PEER_LABELS[peer]} {p['ndcg@20']:.4f} (SL@20 {100 * (ours['ndcg@20'] / p['ndcg@20'] - 1):+.1f}%)"
+        for peer, p in summary.get("peers", {}).items()
+    ]
+    if not parts:
+        return ""
+    return f"Where recserve stands: SL@20 NDCG@20 {ours['ndcg@20']:.4f} against {'; '.join(parts)}.\n\n"
+
+
 def _write_markdown(path: Path, summary: dict, table: str, seeds: int) -> None:
     import torch
 
@@ -256,7 +268,7 @@ Hyper-parameters and epoch counts are fixed constants chosen on a validation sli
 
 {chr(10).join(per_seed)}
 
-NDCG@20 on test per epoch (mean over seeds, for illustration only): `health_ndcg.png`.
+{_standing(summary)}NDCG@20 on test per epoch (mean over seeds, for illustration only): `health_ndcg.png`.
 
 {NOTES}
 """

@@ -152,19 +152,6 @@ def _methods(summary: dict[str, Any]) -> list[str]:
     return [m for m in (*METHODS, *PEER_METHODS) if m in summary]
 
 
-def peer_rows(data: Any, seeds: int, log: Any = None) -> dict[str, dict[str, Any]]:
-    """implicit's ALS and BPR on the same split, chosen on the last 20% of each user's training
-    history by time (the ranker's slice), refitted on all of train per seed, exact full ranking."""
-    from training import peers
-    from training.data import split_last_fraction
-
-    keep, held = split_last_fraction(data.train_users, data.train_items, data.train_time, 0.2)
-    split = (data.train_users[keep], data.train_items[keep], data.train_users[held], data.train_items[held])
-    train, test = (data.train_users, data.train_items), (data.test_users, data.test_items)
-    rows = peers.evaluate(split, train, test, data.n_users, data.n_items, seeds, (10, 20), log)
-    return {f"implicit_{peer}": row for peer, row in rows.items()}
-
-
 def format_table(summary: dict[str, dict[str, Any]], c: int, markdown: bool = False) -> str:
     head = ["method", "Recall@10", "NDCG@10", f"candidate recall@{c}"]
     rows = []
@@ -224,7 +211,7 @@ Two-stage NDCG@10 / retrieval-only (HNSW) NDCG@10, per seed:
 {seed_rows}
 
 Mean ratio: **{summary["two_stage"]["ndcg@10_vs_retrieval"]:.3f}** (target ≥ 1.05 and > 1 in every seed).
-
+{_standing(summary)}
 {plot_line}
 
 ## Protocol
@@ -254,6 +241,19 @@ Mean ratio: **{summary["two_stage"]["ndcg@10_vs_retrieval"]:.3f}** (target ≥ 1
     md_path.write_text(md)
     written.insert(0, md_path)
     return written
+
+
+def _standing(summary: dict[str, dict[str, Any]]) -> str:
+    """Two-stage and exact MF against each peer (same run's means); empty without peers."""
+    ours = [(m, summary[m]["ndcg@10"]) for m in ("two_stage", "retrieval_exact")]
+    rows = [
+        f"{LABELS[p]} {summary[p]['ndcg@10']:.4f} ("
+        + ", ".join(f"{LABELS[m]} {100 * (v / summary[p]['ndcg@10'] - 1):+.1f}%" for m, v in ours)
+        + ")"
+        for p in PEER_METHODS
+        if p in summary
+    ]
+    return "\nWhere recserve stands (NDCG@10): " + "; ".join(rows) + ".\n" if rows else ""
 
 
 def _peer_protocol(summary: dict[str, dict[str, Any]]) -> str:
@@ -305,12 +305,6 @@ def plot_ndcg(summary: dict[str, dict[str, Any]], path: Path) -> bool:
     return True
 
 
-def _implicit_available() -> bool:
-    from training import peers
-
-    return peers.available()
-
-
 def run(
     seeds: int = 3,
     as_json: bool = False,
@@ -348,8 +342,13 @@ def run(
         for seed in tqdm(range(seeds), desc="seeds", disable=not progress)
     ]
     summary = summarise(per_seed)
-    if peers and _implicit_available():
-        summary.update(peer_rows(data, seeds, lambda msg: print(msg, file=sys.stderr, flush=True)))
+    from training import peers as peer_lib
+
+    if peers and peer_lib.available():
+        log = lambda msg: print(msg, file=sys.stderr, flush=True)  # noqa: E731
+        summary.update(
+            {f"implicit_{p}": row for p, row in peer_lib.time_split_rows(data, seeds, (10, 20), log).items()}
+        )
     elif peers:
         print("implicit not installed (pip install -e '.[peers]'): no peer rows", file=sys.stderr)
     c = min(n_candidates, data.n_items)

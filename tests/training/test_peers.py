@@ -67,3 +67,21 @@ def test_tables_show_peer_rows_when_present() -> None:
     assert "| implicit ALS (peer, exact) | 0.1357 ± 0.0000 | 0.1357 ± 0.0000 | — |" in ml100k_table(
         ml, 200, True
     )
+
+
+def test_ml100k_report_states_where_we_stand_and_plot_matches_table(tmp_path) -> None:
+    from training.reproduce_ml100k import write_report
+
+    keys = ("recall@10", "ndcg@10")
+    ml = {m: _row(v, keys) for m, v in (("popularity", 0.08), ("retrieval_exact", 0.14), ("retrieval", 0.14))}
+    ml["two_stage"] = {
+        **_row(0.16, keys),
+        "ndcg@10_vs_retrieval": 1.14,
+        "ndcg@10_vs_retrieval_per_seed": [1.14],
+    }
+    ml["implicit_als"] = {**_row(0.15, keys), "params": {"factors": 64}}
+    written = write_report(ml, 1, 200, tmp_path, 1.0, "note")
+    md = (tmp_path / "ml100k.md").read_text()
+    assert "Where recserve stands (NDCG@10): implicit ALS (peer, exact) 0.1500 (two-stage" in md
+    assert "+6.7%" in md and "{'factors': 64}" in md
+    assert written[0] == tmp_path / "ml100k.md"
