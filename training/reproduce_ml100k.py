@@ -296,6 +296,7 @@ def plot_ndcg(summary: dict[str, dict[str, Any]], path: Path) -> bool:
             f"{mean:.4f}", (x, mean), textcoords="offset points", xytext=(0, 10), ha="center", fontsize=7
         )
     ax.set_xticks(list(xs), [LABELS[m] for m in methods], rotation=15, fontsize=7)
+    ax.set_ylim(0, 1.12 * max(m + s for m, s in zip(means, stds, strict=True)))  # room for the labels
     ax.set_ylabel("NDCG@10 (test)")
     n_seeds = len(summary["two_stage"]["ndcg@10_per_seed"])
     ax.set_title(f"MovieLens-100K, time split: NDCG@10, mean of {n_seeds} seed(s)")
