@@ -346,7 +346,7 @@ def run(
     from training import peers as peer_lib
 
     if peers and peer_lib.available():
-        log = lambda msg: print(msg, file=sys.stderr, flush=True)  # noqa: E731
+        log = (lambda msg: print(msg, file=sys.stderr, flush=True)) if progress else None
         summary.update(
             {f"implicit_{p}": row for p, row in peer_lib.time_split_rows(data, seeds, (10, 20), log).items()}
         )
