@@ -21,7 +21,7 @@ $(STAMP): $(BIN)/python pyproject.toml
 # distributed (Ray): the cluster tests (pytest -m cluster) start real Ray and Redis clusters;
 # otel: the tracing tests read spans from the SDK's in-memory exporter.
 $(DEV_STAMP): $(STAMP)
-	$(BIN)/pip install -q -e '.[dev,reports,distributed,otel]'
+	$(BIN)/pip install -q -e '.[dev,reports,distributed,otel,peers]'
 	touch $@
 
 install: $(STAMP)

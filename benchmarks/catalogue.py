@@ -133,7 +133,7 @@ def build_model(spec: CatalogueSpec, threads: int | None = None) -> tuple[Recomm
     if threads:
         faiss.omp_set_num_threads(threads)
     start = time.perf_counter()
-    index = ItemIndex.build(item_emb, "hnsw", spec.hnsw)
+    index = ItemIndex.build(item_emb, "hnsw", spec.hnsw, progress=True, threads=threads)
     build_seconds = time.perf_counter() - start
 
     cat = rng.integers(0, N_TAGS, spec.n_items)

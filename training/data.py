@@ -83,12 +83,10 @@ def split_last_fraction(
     idx = np.lexsort((order, users))
     u_sorted = users[idx]
     starts = np.flatnonzero(np.r_[True, u_sorted[1:] != u_sorted[:-1]])
-    ends = np.r_[starts[1:], len(u_sorted)]
+    sizes = np.diff(np.r_[starts, len(u_sorted)])
+    # vectorised (200k users in well under a second); np.round rounds half to even, like round()
+    n_out = np.where(sizes >= 2, np.maximum(1, np.round(sizes * fraction)), 0).astype(np.int64)
+    pos = np.arange(len(u_sorted)) - np.repeat(starts, sizes)  # position in the user's history
     held = np.zeros(len(users), bool)
-    for s, e in zip(starts, ends, strict=True):
-        n = e - s
-        if n < 2:
-            continue
-        n_out = max(1, round(n * fraction))
-        held[idx[e - n_out : e]] = True
+    held[idx] = pos >= np.repeat(sizes - n_out, sizes)
     return ~held, held

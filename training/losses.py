@@ -84,6 +84,7 @@ def slatk_loss(
     quantile_scores: Tensor | None = None,
     *,
     detach_weight: bool = True,
+    beta: Tensor | None = None,
 ) -> Tensor:
     """SoftmaxLoss@K: each positive's SL term, weighted by how likely it is in the user's Top-K.
 
@@ -95,10 +96,11 @@ def slatk_loss(
     have very different score distributions, and the Top-K that test NDCG@K measures is taken over
     non-training items (training items are masked at evaluation), so the negatives' quantile is the threshold
     that matters. The MF trainer passes (a prefix of) the same sampled negatives used in the SL term. If
-    ``quantile_scores`` is None, ``neg_scores`` is used. No gradient flows through beta or the weight.
+    ``quantile_scores`` is None, ``neg_scores`` is used. A given ``beta`` (B,) is used as is instead (the
+    trainer's per-user buffer refreshed every few epochs, as in the authors' code). No gradient flows
+    through beta or the weight.
     """
-    if quantile_scores is None:
-        quantile_scores = neg_scores
-    beta = estimate_topk_quantile(quantile_scores, k, n_items)
+    if beta is None:
+        beta = estimate_topk_quantile(neg_scores if quantile_scores is None else quantile_scores, k, n_items)
     weights = slatk_weights(pos_scores, beta, tau_w, detach=detach_weight)
     return (weights * _softmax_terms(pos_scores, neg_scores, tau)).mean()

@@ -1,9 +1,24 @@
 """Matrix-factorisation trainer with BPR, sampled Softmax (SL) and SoftmaxLoss@K (SL@K) losses.
 
-Everything per batch is vectorised in torch: one ``(B, n_items)`` score matmul, negatives drawn with
-``torch.randint`` and read from that score matrix with ``gather``. For a 1,200-item catalogue the full
-matmul is cheaper than gathering ``(B, N, dim)`` negative embeddings; for catalogues of millions of items the
-gather path (score only sampled items) would be the one to add.
+Memory is O(interactions + (users + items) · dim) at any catalogue size: the training positives
+live in a CSR :class:`~training.sampling.PositiveIndex` (no users × items mask) and each batch
+scores only a pool of items (:class:`~training.sampling.PoolSampler`). Two regimes, chosen
+automatically by size (``MFConfig.sampler="auto"``):
+
+* ``exact`` (at most ``exact_max_items`` = 8,192 items, e.g. Health 1,200, ML-100K 1,682): the
+  pool is the whole catalogue, one ``(B, n_items)`` matmul (at most 32 MB for B = 1,024) and
+  per-row uniform negatives read with ``gather``; cheaper than gathering ``(B, N, dim)`` item rows,
+  and the same draws as the former dense trainer, so the documented results hold.
+* ``sampled`` (larger catalogues): ``n_negatives`` (default 1,000, the SL@K authors' recipe)
+  uniform items per batch shared by its rows, scored by one ``(B, dim) @ (dim, N)`` matmul.
+
+The optimiser is Adam over the full tables while users + items ≤ ``dense_max_rows`` (50,000), else
+``SparseAdam`` over the rows a batch touched: a dense Adam step over a 1.2M-row table costs more
+than the batch itself.
+
+Uniform sampling needs no log-Q correction here: with proposal ``q = 1/n_items`` the correction
+adds the same ``log(n_items / N)`` to every negative's logit, and in the authors' negatives-only SL
+form (:mod:`training.losses`) that only shifts the loss by a constant; the gradients are unchanged.
 """
 
 from __future__ import annotations
@@ -18,9 +33,11 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from training.losses import bpr_loss, slatk_loss, softmax_loss
+from training.losses import bpr_loss, estimate_topk_quantile, slatk_loss, softmax_loss
+from training.sampling import PoolSampler, PositiveIndex
 
 LOSSES = ("bpr", "sl", "slatk")
+SAMPLERS = ("auto", "exact", "sampled")
 
 
 @dataclass
@@ -32,8 +49,8 @@ class MFConfig:
     epochs: int = 30
     batch_size: int = 1024
     lr: float = 1e-2
-    weight_decay: float = 0.0
-    n_negatives: int = 256
+    weight_decay: float = 0.0  # Adam's; with SparseAdam an L2 term on the batch's rows instead
+    n_negatives: int = 1000  # the SL@K authors' run_nni neg_num
     tau: float = 0.2  # softmax temperature (tau_d), SL and SL@K
     tau_w: float = 1.0  # SL@K weight temperature; authors' run_nni default tau_beta=1.0
     k: int = 20  # SL@K top-K
@@ -42,6 +59,14 @@ class MFConfig:
     init: str = "auto"  # "normal" (N(0,1), nn.Embedding default) | "xavier" | "auto": xavier if not cosine
     slatk_detach_weight: bool = True  # False = authors' code (gradient through w); experiment only
     quantile_samples: int = 256  # SL@K: how many sampled negatives estimate beta (top-k cost vs accuracy)
+    # SL@K beta: 0 = per batch from the batch's negatives; R > 0 = a per-user buffer refreshed every
+    # R epochs from ``quantile_samples`` uniform non-positive items (authors: 5, buffer starts at 0).
+    beta_refresh_epochs: int = 0
+    sampler: str = "auto"  # "exact" | "sampled" | "auto": exact up to exact_max_items
+    exact_max_items: int = 8192
+    pool_size: int = 1000  # sampled regime: items scored per batch (>= n_negatives)
+    dense_max_rows: int = 50_000  # users + items above this: SparseAdam on the touched rows
+    max_batches: int | None = None  # stop each epoch after this many batches (benchmarks)
     eval_every: int = 1  # call eval_fn every this many epochs
     select_metric: str | None = None  # e.g. "ndcg@20": return the best-epoch embeddings (VALIDATION only)
     patience: int | None = None  # early stop after this many evaluations without improvement
@@ -59,33 +84,6 @@ class MFResult:
     extra: dict[str, float] = field(default_factory=dict)
 
 
-class _NegativeSampler:
-    """Uniform negatives excluding the user's training positives, drawn for a whole batch at once.
-
-    Draws with replacement, then redraws the (rare: Health density is 2%) collisions with positives a few
-    times; anything still colliding is flagged so the loss can mask it out with ``-inf``.
-    """
-
-    def __init__(self, pos_mask: torch.Tensor, generator: torch.Generator, rounds: int = 8) -> None:
-        self.pos_mask = pos_mask
-        self.n_items = pos_mask.shape[1]
-        self.generator = generator
-        self.rounds = rounds
-
-    def sample(self, users: torch.Tensor, n: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """Return ``(neg_items (B, n), still_positive (B, n) bool)``."""
-        neg = torch.randint(0, self.n_items, (len(users), n), generator=self.generator)
-        user_mask = self.pos_mask[users]  # (B, n_items): row gather, then a cheap per-row gather
-        bad = user_mask.gather(1, neg)
-        for _ in range(self.rounds):
-            n_bad = int(bad.sum())
-            if n_bad == 0:
-                break
-            neg[bad] = torch.randint(0, self.n_items, (n_bad,), generator=self.generator)
-            bad = user_mask.gather(1, neg)
-        return neg, bad
-
-
 def _export(user_w: torch.Tensor, item_w: torch.Tensor, cosine: bool) -> tuple[np.ndarray, np.ndarray]:
     """Float32 copies for retrieval; normalised when training scored by cosine, so inner product = score."""
     with torch.no_grad():
@@ -93,6 +91,33 @@ def _export(user_w: torch.Tensor, item_w: torch.Tensor, cosine: bool) -> tuple[n
         if cosine:
             u, i = F.normalize(u, dim=1), F.normalize(i, dim=1)
         return u.numpy().astype(np.float32, copy=True), i.numpy().astype(np.float32, copy=True)
+
+
+def _beta_buffer(
+    user_w: torch.Tensor,
+    item_w: torch.Tensor,
+    positives: PositiveIndex,
+    config: MFConfig,
+    gen: torch.Generator,
+    chunk: int = 4096,
+) -> torch.Tensor:
+    """Every user's beta_u^K from ``quantile_samples`` uniform items (their positives masked), in chunks.
+
+    O(users + chunk · M) memory; the Top-ceil(K·M/n_items) order statistic as in
+    :func:`~training.losses.estimate_topk_quantile`.
+    """
+    n_users, n_items = user_w.shape[0], item_w.shape[0]
+    out = torch.empty(n_users)
+    with torch.no_grad():
+        for lo in range(0, n_users, chunk):
+            users = torch.arange(lo, min(lo + chunk, n_users))
+            items = torch.unique(torch.randint(0, n_items, (config.quantile_samples,), generator=gen))
+            ue, ie = user_w[users], item_w[items]
+            if config.cosine:
+                ue, ie = F.normalize(ue, dim=1), F.normalize(ie, dim=1)
+            scores = (ue @ ie.T).masked_fill(positives.mask(users, items), float("-inf"))
+            out[users] = estimate_topk_quantile(scores, config.k, n_items)
+    return out
 
 
 def train_mf(
@@ -113,6 +138,8 @@ def train_mf(
     """
     if config.loss not in LOSSES:
         raise ValueError(f"unknown loss {config.loss!r}; expected one of {LOSSES}")
+    if config.sampler not in SAMPLERS:
+        raise ValueError(f"unknown sampler {config.sampler!r}; expected one of {SAMPLERS}")
     torch.manual_seed(config.seed)
     gen = torch.Generator().manual_seed(config.seed)
     user_w = torch.empty(n_users, config.dim)
@@ -125,34 +152,67 @@ def train_mf(
             torch.nn.init.normal_(w, generator=gen)
     user_w.requires_grad_(True)
     item_w.requires_grad_(True)
-    opt = torch.optim.Adam([user_w, item_w], lr=config.lr, weight_decay=config.weight_decay)
+    sparse = n_users + n_items > config.dense_max_rows
+    if sparse:
+        opt: torch.optim.Optimizer = torch.optim.SparseAdam([user_w, item_w], lr=config.lr)
+    else:
+        opt = torch.optim.Adam([user_w, item_w], lr=config.lr, weight_decay=config.weight_decay)
 
     u_all = torch.from_numpy(np.asarray(users, dtype=np.int64))
     i_all = torch.from_numpy(np.asarray(items, dtype=np.int64))
-    pos_mask = torch.zeros(n_users, n_items, dtype=torch.bool)
-    pos_mask[u_all, i_all] = True
-    sampler = _NegativeSampler(pos_mask, gen)
+    positives = PositiveIndex(u_all.numpy(), i_all.numpy(), n_users)
+    exact = config.sampler == "exact" or (config.sampler == "auto" and n_items <= config.exact_max_items)
     n_neg = 1 if config.loss == "bpr" and config.n_negatives <= 0 else config.n_negatives
+    sampler = PoolSampler(positives, n_items, gen, exact, max(config.pool_size, n_neg))
+    beta_buf: torch.Tensor | None = None
 
     history: list[dict[str, float]] = []
     best_value, best_epoch, best_emb, bad_evals = -np.inf, None, None, 0
+    n_batches_epoch = -(-len(u_all) // config.batch_size)
+    if config.max_batches is not None:
+        n_batches_epoch = min(n_batches_epoch, config.max_batches)
     epochs = tqdm(range(1, config.epochs + 1), desc=f"MF[{config.loss}]", disable=not progress, leave=False)
     for epoch in epochs:
         t0 = time.perf_counter()
+        if (
+            config.loss == "slatk"
+            and config.beta_refresh_epochs > 0
+            and (epoch - 1) % config.beta_refresh_epochs == 0
+        ):
+            beta_buf = _beta_buffer(user_w.detach(), item_w.detach(), positives, config, gen)
         perm = torch.randperm(len(u_all), generator=gen)
         total, n_batches = 0.0, 0
-        for start in range(0, len(perm), config.batch_size):
-            idx = perm[start : start + config.batch_size]
+        batches = tqdm(
+            range(n_batches_epoch),
+            desc=f"epoch {epoch}",
+            unit="batch",
+            disable=not progress or n_batches_epoch < 200,
+            leave=False,
+        )
+        for b in batches:
+            idx = perm[b * config.batch_size : (b + 1) * config.batch_size]
             bu, bi = u_all[idx], i_all[idx]
-            ue, ie = user_w[bu], item_w
+            pool = sampler.pool()
+            if sparse:
+                ue_raw = F.embedding(bu, user_w, sparse=True)
+                pool_raw = F.embedding(pool, item_w, sparse=True)
+                pos_raw = F.embedding(bi, item_w, sparse=True)
+            else:
+                ue_raw, pool_raw = user_w[bu], item_w if exact else item_w[pool]
+                pos_raw = None if exact else item_w[bi]
+            ue, ie = ue_raw, pool_raw
             if config.cosine:
                 ue, ie = F.normalize(ue, dim=1), F.normalize(ie, dim=1)
-            scores = ue @ ie.T  # (B, n_items)
-            pos = scores.gather(1, bi.unsqueeze(1)).squeeze(1)
-            neg_idx, still_pos = sampler.sample(bu, n_neg)
-            neg = scores.gather(1, neg_idx)
+            scores = ue @ ie.T  # (B, pool)
+            if exact and not sparse:
+                pos = scores.gather(1, bi.unsqueeze(1)).squeeze(1)
+            else:
+                pe = F.normalize(pos_raw, dim=1) if config.cosine else pos_raw
+                pos = (ue * pe).sum(dim=1)
+            cols, still_pos = sampler.negatives(bu, pool, n_neg)
+            neg = scores if cols is None else scores.gather(1, cols)
             if config.loss == "bpr":
-                loss = bpr_loss(pos, neg)
+                loss = bpr_loss(pos, neg.masked_fill(still_pos, float("-inf")) if cols is None else neg)
             else:
                 neg = neg.masked_fill(still_pos, float("-inf"))
                 if config.loss == "sl":
@@ -169,16 +229,22 @@ def train_mf(
                         n_items,
                         q_scores,
                         detach_weight=config.slatk_detach_weight,
+                        beta=None if beta_buf is None else beta_buf[bu],
                     )
+            if sparse and config.weight_decay > 0:
+                rows = (ue_raw.pow(2).sum() + pool_raw.pow(2).sum() + pos_raw.pow(2).sum()) / len(bu)
+                loss = loss + 0.5 * config.weight_decay * rows
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
             total += float(loss.detach())
             n_batches += 1
+        elapsed = time.perf_counter() - t0
         entry: dict[str, float] = {
             "epoch": float(epoch),
             "loss": total / max(n_batches, 1),
-            "seconds": time.perf_counter() - t0,
+            "seconds": elapsed,
+            "interactions_per_s": min(len(u_all), n_batches * config.batch_size) / max(elapsed, 1e-9),
         }
         if eval_fn is not None and (epoch % config.eval_every == 0 or epoch == config.epochs):
             u_np, i_np = _export(user_w, item_w, config.cosine)
@@ -198,4 +264,9 @@ def train_mf(
         u_np, i_np = best_emb
     else:
         u_np, i_np = _export(user_w, item_w, config.cosine)
-    return MFResult(u_np, i_np, history, copy.deepcopy(config), best_epoch)
+    extra = {
+        "exact": float(exact),
+        "sparse_optimizer": float(sparse),
+        "positive_index_bytes": positives.nbytes,
+    }
+    return MFResult(u_np, i_np, history, copy.deepcopy(config), best_epoch, extra)

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from training.health import HealthData, load_health, split_validation
+from training.health import load_health, split_validation
 
 if TYPE_CHECKING:
     from training.mf import MFConfig
@@ -37,6 +37,10 @@ PAPER: dict[str, tuple[float, float]] = {  # (Recall@20, NDCG@20), MF backbone, 
     "slatk": (0.1823, 0.1390),
 }
 LABELS = {"bpr": "BPR", "sl": "SL", "slatk": "SL@20"}
+PEER_LABELS = {
+    "als": "implicit ALS (peer)",
+    "bpr": "implicit BPR (peer)",
+}  # training.peers, chosen on validation
 
 # Shared recipe (authors' run_nni.py): dim 64, batch 1024, Adam, no weight decay, 1000 negatives.
 COMMON: dict[str, object] = {"dim": 64, "batch_size": 1024, "weight_decay": 0.0}
@@ -56,46 +60,6 @@ CHOSEN: dict[str, dict[str, object]] = {
         "k": 20,
         "epochs": 30,
     },
-}
-
-# The validation search behind CHOSEN, rerun by --tune (same configs as the documented runs).
-TUNE_MAX_EPOCHS = 60
-TUNE_GRID: dict[str, list[dict[str, object]]] = {
-    "bpr": [
-        {"loss": "bpr", "cosine": False, "lr": lr, "n_negatives": 1, "weight_decay": wd}
-        for lr, wd in (
-            (1e-2, 0.0),
-            (1e-3, 0.0),
-            (1e-3, 1e-5),
-            (1e-2, 1e-4),
-            (1e-3, 1e-4),
-            (1e-2, 1e-5),
-            (5e-3, 1e-4),
-        )
-    ],
-    "sl": [{"loss": "sl", "cosine": True, "lr": lr, "n_negatives": 1000, "tau": 0.2} for lr in (1e-1, 1e-2)],
-    "slatk": [
-        {"loss": "slatk", "cosine": True, "lr": lr, "n_negatives": 1000, "tau": tau, "tau_w": tau_w, "k": 20}
-        for lr, tau, tau_w in (
-            (1e-1, 0.2, 1.0),
-            (1e-2, 0.2, 1.0),
-            (1e-1, 0.2, 0.5),
-            (1e-1, 0.2, 0.25),
-            (1e-1, 0.1, 0.5),
-        )
-    ]
-    + [
-        {
-            "loss": "slatk",
-            "cosine": True,
-            "lr": 1e-1,
-            "n_negatives": 1000,
-            "tau": 0.2,
-            "tau_w": 1.0,
-            "k": 20,
-            "slatk_detach_weight": False,
-        }
-    ],
 }
 
 
@@ -120,6 +84,7 @@ def run(
     data_dir: Path | None = None,
     progress: bool = False,
     write: bool = True,
+    peers: bool = True,
 ) -> dict:
     """Train every loss for ``seeds`` seeds on the full train split, evaluate on test, report and save.
 
@@ -129,6 +94,7 @@ def run(
     """
     import torch
 
+    from training import peers as peer_lib
     from training.metrics import evaluate_exact_retrieval, evaluate_full_ranking
     from training.mf import train_mf
 
@@ -194,6 +160,15 @@ def run(
         for a, b in zip(summary["slatk"]["ndcg@20_per_seed"], summary["sl"]["ndcg@20_per_seed"], strict=True)
     )
     summary["seeds"] = seeds
+    if peers and peer_lib.available():  # same split and metric; choices on the seed-0 validation slice
+        split = split_validation(data.train_users, data.train_items, fraction=0.1, seed=0)
+        train, test = (data.train_users, data.train_items), (data.test_users, data.test_items)
+        log = lambda msg: print(msg, file=human, flush=True)  # noqa: E731
+        summary["peers"] = peer_lib.evaluate(
+            split, train, test, data.n_users, data.n_items, seeds, (20,), log
+        )
+    elif peers:
+        print("implicit not installed (pip install -e '.[peers]'): no peer rows", file=human)
     summary["total_seconds"] = time.perf_counter() - started
 
     table = format_table(summary)
@@ -224,6 +199,11 @@ def format_table(summary: dict) -> str:
             f"{gap_r:+.1f}% / {gap_n:+.1f}% | "
             f"{s['seconds_per_epoch']:.2f} |"
         )
+    for peer, p in summary.get("peers", {}).items():
+        lines.append(
+            f"| {PEER_LABELS[peer]} | {p['recall@20']:.4f} ± {p['recall@20_std']:.4f} | "
+            f"{p['ndcg@20']:.4f} ± {p['ndcg@20_std']:.4f} | – | – | – | – |"
+        )
     lines.append("")
     lines.append(
         f"SL@K / SL time per epoch: {summary['slatk_time_ratio']:.2f}x; "
@@ -244,6 +224,18 @@ NOTES = """## Reading the gaps
   from the authors' code (beta from 256 sampled negatives per batch, detached weight)."""
 
 
+def _standing(summary: dict) -> str:
+    """Where SL@20 stands against each peer row, from the same run's means (empty without peers)."""
+    ours = summary["slatk"]
+    parts = [
+        f"{PEER_LABELS[peer]} {p['ndcg@20']:.4f} (SL@20 {100 * (ours['ndcg@20'] / p['ndcg@20'] - 1):+.1f}%)"
+        for peer, p in summary.get("peers", {}).items()
+    ]
+    if not parts:
+        return ""
+    return f"Where recserve stands: SL@20 NDCG@20 {ours['ndcg@20']:.4f} against {'; '.join(parts)}.\n\n"
+
+
 def _write_markdown(path: Path, summary: dict, table: str, seeds: int) -> None:
     import torch
 
@@ -254,6 +246,14 @@ def _write_markdown(path: Path, summary: dict, table: str, seeds: int) -> None:
             f"{r:.4f}/{n:.4f}" for r, n in zip(s["recall@20_per_seed"], s["ndcg@20_per_seed"], strict=True)
         )
         per_seed.append(f"- {LABELS[loss]} ({s['epochs']} epochs), Recall@20/NDCG@20 per seed: {pairs}")
+    for peer, p in summary.get("peers", {}).items():
+        pairs = ", ".join(
+            f"{r:.4f}/{n:.4f}" for r, n in zip(p["recall@20_per_seed"], p["ndcg@20_per_seed"], strict=True)
+        )
+        per_seed.append(
+            f"- {PEER_LABELS[peer]}, chosen on validation NDCG@20 from `training/peers.py::GRID` "
+            f"({len(p['validation'])} configs): {p['params']}; Recall@20/NDCG@20 per seed: {pairs}"
+        )
     cmd = f"nice python -m training.reproduce_health --seeds {seeds}"
     text = f"""# Amazon2014-Health, MF backbone: BPR vs SL vs SL@20
 
@@ -268,7 +268,7 @@ Hyper-parameters and epoch counts are fixed constants chosen on a validation sli
 
 {chr(10).join(per_seed)}
 
-NDCG@20 on test per epoch (mean over seeds, for illustration only): `health_ndcg.png`.
+{_standing(summary)}NDCG@20 on test per epoch (mean over seeds, for illustration only): `health_ndcg.png`.
 
 {NOTES}
 """
@@ -301,49 +301,6 @@ def _write_plot(path: Path, curves: dict[str, list[list[float]]]) -> None:
     plt.close(fig)
 
 
-def tune(data: HealthData | None = None, max_epochs: int = TUNE_MAX_EPOCHS, progress: bool = False) -> dict:
-    """Rerun the validation search behind :data:`CHOSEN`: grid per loss, best epoch by validation NDCG@20.
-
-    Trains on train minus a per-user 10% validation slice (seed 0) and evaluates on that slice every 5
-    epochs. Prints a markdown table; the winners are copied into :data:`CHOSEN` by hand (a human reviews
-    the choice; nothing here touches test).
-    """
-    import torch
-
-    from training.metrics import evaluate_full_ranking
-    from training.mf import MFConfig, MFResult, train_mf
-
-    torch.set_num_threads(1)
-    data = data or load_health()
-    fu, fi, vu, vi = split_validation(data.train_users, data.train_items, fraction=0.1, seed=0)
-
-    def valid_eval(user_emb: np.ndarray, item_emb: np.ndarray) -> dict[str, float]:
-        return evaluate_full_ranking(user_emb, item_emb, fu, fi, vu, vi, ks=(20,))
-
-    results: dict[str, list[dict]] = {}
-    print("| loss | params | best epoch | valid Recall@20 | valid NDCG@20 |")
-    print("|---|---|---|---|---|")
-    for loss, grid in TUNE_GRID.items():
-        results[loss] = []
-        for params in grid:
-            cfg = MFConfig(**{**COMMON, **params, "epochs": max_epochs, "eval_every": 5})  # type: ignore[arg-type]
-            cfg.select_metric = "ndcg@20"
-            res: MFResult = train_mf(fu, fi, data.n_users, data.n_items, cfg, valid_eval, progress)
-            best = max((h for h in res.history if "ndcg@20" in h), key=lambda h: h["ndcg@20"])
-            row = {
-                "params": params,
-                "epoch": int(best["epoch"]),
-                **{k: best[k] for k in ("recall@20", "ndcg@20")},
-            }
-            results[loss].append(row)
-            shown = {k: v for k, v in params.items() if k != "loss"}
-            print(
-                f"| {loss} | {shown} | {row['epoch']} | {row['recall@20']:.4f} | {row['ndcg@20']:.4f} |",
-                flush=True,
-            )
-    return results
-
-
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of ``recserve reproduce health``."""
     parser.add_argument("--seeds", type=int, default=3, help="number of seeds per loss (default 3)")
@@ -351,13 +308,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out-dir", type=Path, default=Path("docs/results"), help="where health.md/png go")
     parser.add_argument("--data-dir", type=Path, default=None, help="data root (default: $RECSERVE_DATA_DIR)")
     parser.add_argument("--tune", action="store_true", help="rerun the validation hyper-parameter search")
+    parser.add_argument(
+        "--tune-extra",
+        action="store_true",
+        help="validation runs of the issue-15 SL@20 variants (TUNE_EXTRA)",
+    )
+    parser.add_argument("--no-peers", action="store_true", help="skip the implicit ALS/BPR peer rows")
     parser.add_argument("--progress", action="store_true", help="show tqdm progress bars on stderr")
 
 
 def main(args: argparse.Namespace) -> int:
     """Entry point for the CLI; returns the process exit code."""
-    if args.tune:
-        tune(load_health(args.data_dir), progress=args.progress)
+    if args.tune or args.tune_extra:
+        from training.tune_health import TUNE_EXTRA, tune
+
+        grid = {"slatk": TUNE_EXTRA} if args.tune_extra else None
+        tune(load_health(args.data_dir), progress=args.progress, grid=grid)
         return 0
     run(
         seeds=args.seeds,
@@ -365,6 +331,7 @@ def main(args: argparse.Namespace) -> int:
         out_dir=args.out_dir,
         data_dir=args.data_dir,
         progress=args.progress,
+        peers=not args.no_peers,
     )
     return 0
 
