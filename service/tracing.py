@@ -33,6 +33,8 @@ from contextlib import AbstractContextManager, nullcontext
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
+from opentelemetry.trace import get_current_span
+
 from service.opsmetrics import build_labels
 from service.settings import Settings
 
@@ -83,15 +85,17 @@ class Tracing:
             self._tracer = provider.get_tracer(SERVICE_NAME)
 
     def stage(self, name: str) -> AbstractContextManager[Any]:
-        """A span around one stage of the current request (the shared no-op context when off)."""
-        if self._tracer is None:
+        """A span around one stage of the current request; the shared no-op context when off, or
+        when the request's span is not recorded (sampled out: its stages would be dropped too,
+        and the SDK's work for each of them measured ~40 µs, ``benchmarks/tracing_cost.py``)."""
+        if self._tracer is None or not get_current_span().is_recording():
             return _OFF
         return self._tracer.start_as_current_span(name)
 
     def timings(self) -> Timings:
-        """The per-request stage stopwatch: a plain dict when off; when on, one that also opens a
-        span per stage (:class:`~recommender.types.SpannedTimings`)."""
-        if self._tracer is None:
+        """The per-request stage stopwatch: a plain dict when off (or the request sampled out);
+        else one that also opens a span per stage (:class:`~recommender.types.SpannedTimings`)."""
+        if self._tracer is None or not get_current_span().is_recording():
             return {}
         return self._spanned(self.stage)
 

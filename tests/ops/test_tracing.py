@@ -133,6 +133,15 @@ def test_an_incoming_traceparent_is_the_parent(traced: Traced, small_data: Inter
     assert {s.context.trace_id for s in children} == {root.context.trace_id}
 
 
+def test_a_caller_that_sampled_out_gets_no_span(traced: Traced, small_data: InteractionData) -> None:
+    """Parent-based sampling (the default): a ``traceparent`` whose sampled flag is off is
+    followed, for the request and its stages alike."""
+    headers = {"traceparent": "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-00"}
+    resp = traced.client.get("/recommend", params={"user_id": small_data.user_ids[4]}, headers=headers)
+    assert resp.status_code == 200 and resp.json()["source"] == "computed"
+    assert traced.spans() == []
+
+
 def test_errors_probes_and_scrapes(traced: Traced) -> None:
     """A 404 is a request span with its status and no stage; probes and scrapes are not traced."""
     for path in ("/healthz", "/readyz", "/metrics"):
