@@ -26,7 +26,6 @@ class BenchOptions:
     n_queries: int = 500
     ef_sweep: Sequence[int] = field(default_factory=lambda: (128, 256, 512, 1024))
     redis_url: str | None = None
-    build_threads: int | None = None
     workers: int = 1
     ef_construction: int = 200
     hnsw_m: int = 32
@@ -105,7 +104,7 @@ def run_suite(opts: BenchOptions, log: Callable[[str], None] = print) -> dict[st
             hnsw_ef_construction=opts.ef_construction,
             hnsw_m=opts.hnsw_m,
         )
-        cat = ensure_catalogue(spec, opts.cache_dir, opts.build_threads, log=log)
+        cat = ensure_catalogue(spec, opts.cache_dir, log=log)
         key = str(n)
         results["raw_mb"][key] = (cat.embedding_bytes + cat.index_bytes) / 2**20
         if "retrieval" in opts.parts:
