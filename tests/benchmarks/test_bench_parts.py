@@ -60,6 +60,9 @@ def test_retrieval_reports_recall_and_speedup(tiny_catalogue: Catalogue) -> None
     assert r["recall@100"] >= 0.95
     assert r["bytes_per_item"] > 64 * 4  # the index stores the vectors plus the graph
     assert r["recall@100"] == next(x for x in r["sweep"] if x["ef_search"] == r["ef_search"])["recall@100"]
+    pq = r["compressed"]  # the compressed option, same queries: a fraction of the bytes
+    assert pq["kind"] == "ivfpq" and 0.0 < pq["recall@100"] <= 1.0 and pq["qps"] > 0
+    assert pq["bytes_per_item"] < r["bytes_per_item"]
 
 
 def test_stages_name_the_slowest(tiny_catalogue: Catalogue) -> None:
