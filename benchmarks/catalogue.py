@@ -56,9 +56,9 @@ class CatalogueSpec:
     seen_per_user: int = 20
     n_candidates: int = 200
     seed: int = 0
-    hnsw_m: int = 32
-    hnsw_ef_construction: int = 200
-    hnsw_ef_search: int = 256
+    hnsw_m: int = HNSWParams.m  # the production defaults (recommender/retrieval.py)
+    hnsw_ef_construction: int = HNSWParams.ef_construction
+    hnsw_ef_search: int = HNSWParams.ef_search
 
     @property
     def hnsw(self) -> HNSWParams:
@@ -165,9 +165,11 @@ def build_index(
             faiss.write_index(index.index, str(partial))
             meta_path.write_text(json.dumps({"spec": asdict(spec), "build_seconds": spent + elapsed}))
             raise BuildUnfinished(f"{index.n_items} of {spec.n_items} items in the graph ({elapsed:.0f} s)")
-    partial.unlink(missing_ok=True)
-    meta_path.unlink(missing_ok=True)
-    return index, spent + time.perf_counter() - start
+    seconds = spent + time.perf_counter() - start
+    if budget_s is not None and partial.is_file():  # finished: keep it until the bundle is published
+        faiss.write_index(index.index, str(partial))
+        meta_path.write_text(json.dumps({"spec": asdict(spec), "build_seconds": seconds}))
+    return index, seconds
 
 
 def build_model(
@@ -257,6 +259,8 @@ def ensure_catalogue(
             indent=1,
         )
     )
+    (folder / "partial.faiss").unlink(missing_ok=True)  # a resumed build's progress: now published
+    (folder / "partial.json").unlink(missing_ok=True)
     log(f"  built in {build_seconds:.1f} s, published {version}")
     return cat
 

@@ -331,7 +331,7 @@ def document(results: Results, command: str, note: str | None) -> str:
             f"torch {m['torch']}, faiss {m['faiss']}, numpy {m['numpy']}",
             f"- Machine load: {idle}",
             "- Setup: synthetic embeddings dim 64 (clustered directions, decaying spectrum, log-normal "
-            f"norms), HNSW m={results.get('hnsw_m', 32)} "
+            f"norms), HNSW m={results.get('hnsw_m', 32)} efSearch={results.get('ef_search', 256)} "
             f"efConstruction={results.get('ef_construction', 200)}, 10k users, ranker "
             "DeepFeatureRanking default size (2 × 64), C = 200 candidates, k = 10. "
             f"Service: uvicorn with {results.get('workers', 1)} worker process(es); load from "

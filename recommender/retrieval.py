@@ -37,7 +37,7 @@ class HNSWParams:
     (module doc); False builds the older inner-product graph.
     """
 
-    m: int = 32
+    m: int = 64
     ef_construction: int = 200
     ef_search: int = 256
     mips_transform: bool = False
