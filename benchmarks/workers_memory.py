@@ -42,7 +42,8 @@ def measure(spec: CatalogueSpec, cache_dir: Path) -> list[dict[str, float | int 
     for mmap in (False, True):
         one, two = (next(r for r in rows if r["workers"] == w and r["mmap"] == mmap) for w in (1, 2))
         kind = "memory-mapped" if mmap else "copied"
-        print(f"2 workers / 1 worker, bundle {kind}: PSS {two['pss_mb'] / one['pss_mb']:.2f}x (target <= 1.3x)")
+        ratio = two["pss_mb"] / one["pss_mb"]
+        print(f"2 workers / 1 worker, bundle {kind}: PSS {ratio:.2f}x (target <= 1.3x)")
     return rows
 
 
