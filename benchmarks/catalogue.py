@@ -265,6 +265,10 @@ def ensure_catalogue(
     return cat
 
 
+def _current(cat: Catalogue) -> str:
+    return (cat.store_root / "CURRENT").read_text().strip()
+
+
 def main() -> None:
     """``python -m benchmarks.catalogue --items 1000000 --budget 540``: build (or resume) and cache.
 
@@ -278,12 +282,20 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--budget", type=float, default=None, help="seconds of building before stopping")
     ap.add_argument("--cache-dir", type=Path, default=DEFAULT_DIR)
+    ap.add_argument("--compressed", action="store_true", help="also build the IVF-PQ option beside it")
     args = ap.parse_args()
     try:
         cat = ensure_catalogue(CatalogueSpec(n_items=args.items, seed=args.seed), args.cache_dir, args.budget)
     except BuildUnfinished as exc:
         print(f"unfinished: {exc}; run again to continue", file=sys.stderr)
         sys.exit(3)
+    if args.compressed:
+        from benchmarks.retrieval import compressed_index
+
+        _, seconds = compressed_index(
+            cat, np.load(cat.store_root / "versions" / _current(cat) / "item_emb.npy")
+        )
+        print(f"IVF-PQ option built in {seconds:.0f} s")
     per_item = cat.index_bytes / cat.spec.n_items
     print(f"{cat.store_root}: built in {cat.build_seconds:.0f} s, {per_item:.0f} index bytes per item")
 
