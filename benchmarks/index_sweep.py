@@ -11,7 +11,7 @@ indexes are cached under ``var/bench/sweep/`` (a 1M graph takes minutes to build
 markdown table (docs/performance-notes.md quotes it) and, with ``--json``, the rows as JSON.
 
 Config syntax: ``KIND:key=value,…`` with KIND ``hnsw`` (MIPS→L2 graph), ``hnsw-ip`` (the older
-inner-product graph), ``ivfpq`` (MIPS→L2) or ``ivfpq-ip`` (spherical IVF); ``bundle`` is the
+inner-product graph), ``ivfpq`` (spherical IVF, the default) or ``ivfpq-l2`` (MIPS→L2); ``bundle`` is the
 index the bundle (``--bundle``/``--catalogue``) serves. Keys are the fields of ``HNSWParams`` /
 ``IVFPQParams`` (``m``, ``efc`` for ef_construction; ``nlist``, ``pq_m``, ``refine``).
 """
@@ -43,8 +43,8 @@ def parse_config(text: str) -> tuple[str, HNSWParams | IVFPQParams | None]:
         values["ef_construction"] = values.pop("efc")
     if kind in ("hnsw", "hnsw-ip"):
         return "hnsw", HNSWParams(**values, mips_transform=kind == "hnsw")
-    if kind in ("ivfpq", "ivfpq-ip"):
-        return "ivfpq", IVFPQParams(**values, mips_transform=kind == "ivfpq")
+    if kind in ("ivfpq", "ivfpq-l2"):
+        return "ivfpq", IVFPQParams(**values, mips_transform=kind == "ivfpq-l2")
     raise SystemExit(f"unknown index kind in config {text!r}")
 
 

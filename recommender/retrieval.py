@@ -3,17 +3,21 @@
 Three index kinds, all answering "the top-n items by inner product with the query":
 
 * ``flat`` — ``IndexFlatIP``, exact (small catalogues; the reference when measuring recall).
-* ``hnsw`` — an HNSW graph. Built over the **MIPS→L2 transform** (Bachrach et al. 2014): each
-  item gets one extra coordinate ``sqrt(R² − |x|²)`` (``R`` = the largest item norm), the query a
-  0, and then ``|q' − x'|² = |q|² + R² − 2⟨q, x⟩``, so the L2 order *is* the inner-product order,
-  while every item lies on one sphere. Graph search on inner product with norm-skewed embeddings
-  misses far more (at 1M bench items, M=32: recall@100 0.82 with the inner-product graph; the
-  table and command are in docs/performance-notes.md). Bundles written before the transform hold
-  an inner-product graph and still load (``mips_transform`` False).
-* ``ivfpq`` — the compressed option for catalogues beyond memory: IVF with product-quantised
-  codes (``pq_m`` bytes + an 8-byte id per item) over the same transform; the ``refine × n`` best
-  by PQ distance are re-scored exactly from the item embeddings (memory-mapped from the bundle,
-  so only the rows read are paged in) and the best ``n`` kept.
+* ``hnsw`` — an HNSW graph on inner product (the serving default; M and the beams were chosen
+  on measurement: docs/performance-notes.md). ``HNSWParams(mips_transform=True)`` builds it
+  instead over the MIPS→L2 transform (Bachrach et al. 2014: each item gets one more coordinate
+  ``sqrt(R² − |x|²)``, ``R`` the largest norm, the query a 0, so the L2 order is the
+  inner-product order): kept because it is the textbook answer, not the default because on
+  norm-skewed embeddings it measured far worse (100k bench items, M=32, efSearch 256: recall@100
+  0.67 against 0.93 for the inner-product graph).
+* ``ivfpq`` — the compressed option for catalogues beyond memory: IVF lists with product-quantised
+  codes (``pq_m`` bytes + an 8-byte id per item, about 41 bytes at the defaults); the
+  ``refine × n`` best by PQ score are re-scored exactly from the item embeddings (memory-mapped
+  from the bundle, so only the rows read are paged in) and the best ``n`` kept.
+
+A bundle records the kind and these parameters in ``model.json`` (``index_kind``,
+``index_params``); bundles written before ``index_params`` existed hold an inner-product HNSW and
+load as one.
 """
 
 from __future__ import annotations
@@ -46,13 +50,19 @@ class HNSWParams:
 @dataclass(frozen=True)
 class IVFPQParams:
     """IVF-PQ parameters: ``nlist`` lists (default ``4·√n``), ``pq_m`` one-byte codes per item,
-    ``nprobe`` lists searched per query, ``refine``: PQ results re-scored exactly per wanted one."""
+    ``nprobe`` lists searched per query, ``refine``: PQ results re-scored exactly per wanted one.
+
+    ``mips_transform`` False (the default) partitions by direction (spherical k-means, inner
+    product to unit centroids); True clusters the MIPS→L2-transformed vectors instead. On the
+    bench embeddings the spherical lists need fewer probes for the same recall (sweep in
+    docs/performance-notes.md); on isotropic toy data the transform can win, so both are kept.
+    """
 
     nlist: int | None = None
     pq_m: int = 32
     nprobe: int = 64
     refine: int = 4
-    mips_transform: bool = True
+    mips_transform: bool = False
 
 
 def mips_augment(emb: np.ndarray, radius: float, width: int | None = None) -> np.ndarray:

@@ -30,7 +30,8 @@ def _recall(approx: np.ndarray, exact: np.ndarray) -> float:
     [
         ("hnsw", HNSWParams(m=16, ef_construction=80, ef_search=256), 0.85),
         ("hnsw", HNSWParams(m=16, ef_construction=80, ef_search=128, mips_transform=True), 0.5),
-        ("ivfpq", IVFPQParams(pq_m=8, nprobe=64, refine=8), 0.9),
+        ("ivfpq", IVFPQParams(pq_m=8, nprobe=128, refine=8), 0.9),
+        ("ivfpq", IVFPQParams(pq_m=8, nprobe=64, refine=8, mips_transform=True), 0.9),
     ],
 )
 def test_kinds_find_the_exact_top_and_score_it_exactly(skewed, kind, params, floor) -> None:
