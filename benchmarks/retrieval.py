@@ -125,15 +125,14 @@ def compressed_index(cat: Catalogue, item_emb: np.ndarray) -> tuple[ItemIndex, f
     if path.is_file() and meta.is_file():
         info = json.loads(meta.read_text())
         raw = faiss.read_index(str(path))
-        return ItemIndex(raw, "ivfpq", mips_transform=True, vectors=item_emb, refine=info["refine"]), info[
-            "s"
-        ]
+        index = ItemIndex(raw, "ivfpq", mips_transform=info["mips"], vectors=item_emb, refine=info["refine"])
+        return index, info["s"]
     faiss.omp_set_num_threads(os.cpu_count() or 1)
     start = time.perf_counter()
     index = ItemIndex.build(item_emb, "ivfpq", IVFPQParams())
     seconds = time.perf_counter() - start
     faiss.write_index(index.index, str(path))
-    meta.write_text(json.dumps({"s": seconds, "refine": index.refine}))
+    meta.write_text(json.dumps({"s": seconds, "refine": index.refine, "mips": index.mips_transform}))
     return index, seconds
 
 
