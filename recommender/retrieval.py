@@ -50,7 +50,9 @@ class HNSWParams:
 @dataclass(frozen=True)
 class IVFPQParams:
     """IVF-PQ parameters: ``nlist`` lists (default ``4·√n``), ``pq_m`` one-byte codes per item,
-    ``nprobe`` lists searched per query, ``refine``: PQ results re-scored exactly per wanted one.
+    ``nprobe`` lists searched per query (default an eighth of them: inner-product top lists spread
+    over many directions, so far more lists must be read than for L2 neighbours), ``refine``: PQ
+    results re-scored exactly per wanted one.
 
     ``mips_transform`` False (the default) partitions by direction (spherical k-means, inner
     product to unit centroids); True clusters the MIPS→L2-transformed vectors instead. On the
@@ -60,7 +62,7 @@ class IVFPQParams:
 
     nlist: int | None = None
     pq_m: int = 32
-    nprobe: int = 64
+    nprobe: int | None = None  # default nlist / 8: the share of lists a recall@100 of 0.9 needs
     refine: int = 4
     mips_transform: bool = False
 
@@ -172,7 +174,7 @@ class ItemIndex:
             )
             for rows in chunks:
                 index.add(rows)
-            index.nprobe = min(p.nprobe, nlist)
+            index.nprobe = min(p.nprobe or max(1, nlist // 8), nlist)
             return cls(index, kind, mips_transform=p.mips_transform, vectors=item_emb, refine=p.refine)
         raise ValueError(f"kind must be one of {', '.join(KINDS)}, got {kind!r}")
 
