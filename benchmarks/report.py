@@ -263,6 +263,8 @@ def targets(results: Results) -> list[dict[str, Any]]:
     out = []
     for n in target_sizes(results["sizes"]):
         for label, get, text, ok in TARGETS:
+            if "speedup" in label and n < 1_000_000 and max(results["sizes"]) >= 1_000_000:
+                continue  # the issue sets the speed target at 1M only
             value = get(results, str(n))
             out.append(
                 {
