@@ -10,6 +10,7 @@ from typing import Any
 
 from benchmarks import report
 from benchmarks.catalogue import DEFAULT_DIR, CatalogueSpec, ensure_catalogue
+from recommender.retrieval import HNSWParams
 
 PARTS = ("retrieval", "service", "stages")
 
@@ -26,10 +27,9 @@ class BenchOptions:
     n_queries: int = 500
     ef_sweep: Sequence[int] = field(default_factory=lambda: (128, 256, 512, 1024))
     redis_url: str | None = None
-    build_threads: int | None = None
     workers: int = 1
-    ef_construction: int = 200
-    hnsw_m: int = 32
+    ef_construction: int | None = None  # None: the production default (HNSWParams)
+    hnsw_m: int | None = None
 
 
 def _service_summary(raw: dict[str, Any], concurrencies: Sequence[int]) -> dict[str, Any]:
@@ -87,8 +87,9 @@ def run_suite(opts: BenchOptions, log: Callable[[str], None] = print) -> dict[st
         "sizes": sorted(opts.sizes),
         "concurrencies": list(opts.concurrencies),
         "workers": opts.workers,
-        "ef_construction": opts.ef_construction,
-        "hnsw_m": opts.hnsw_m,
+        "ef_construction": opts.ef_construction or HNSWParams.ef_construction,
+        "hnsw_m": opts.hnsw_m or HNSWParams.m,
+        "ef_search": HNSWParams.ef_search,
         "machine": report.machine(),
         "retrieval": {},
         "service": {},
@@ -102,10 +103,10 @@ def run_suite(opts: BenchOptions, log: Callable[[str], None] = print) -> dict[st
             n_items=n,
             n_users=opts.n_users,
             seed=opts.seed,
-            hnsw_ef_construction=opts.ef_construction,
-            hnsw_m=opts.hnsw_m,
+            hnsw_ef_construction=opts.ef_construction or HNSWParams.ef_construction,
+            hnsw_m=opts.hnsw_m or HNSWParams.m,
         )
-        cat = ensure_catalogue(spec, opts.cache_dir, opts.build_threads, log=log)
+        cat = ensure_catalogue(spec, opts.cache_dir, log=log)
         key = str(n)
         results["raw_mb"][key] = (cat.embedding_bytes + cat.index_bytes) / 2**20
         if "retrieval" in opts.parts:

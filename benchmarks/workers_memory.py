@@ -1,5 +1,9 @@
 """Memory of `--workers 1` vs `2`, bundle copied vs mapped: ``python -m benchmarks.workers_memory``.
 
+``recserve serve --workers N`` loads the model in its supervisor and forks the workers, so the
+model, the id maps and the interpreter's heap are shared copy-on-write (``recserve/workers.py``);
+RSS counts those pages once per process (supervisor included), PSS once in total.
+
 For each setting, starts the service on a bench catalogue, answers 200 ``/recommend`` and 200
 ``/similar-items`` requests (so the pages a request path touches are in), then reads the process
 tree's RSS and PSS (``benchmarks.procs``). PSS splits a page shared by two workers between them,
@@ -35,6 +39,11 @@ def measure(spec: CatalogueSpec, cache_dir: Path) -> list[dict[str, float | int 
     for r in rows:
         kind = "memory-mapped" if r["mmap"] else "copied"
         print(f"| {r['workers']} | {kind} | {r['rss_mb']:.0f} | {r['pss_mb']:.0f} |")
+    for mmap in (False, True):
+        one, two = (next(r for r in rows if r["workers"] == w and r["mmap"] == mmap) for w in (1, 2))
+        kind = "memory-mapped" if mmap else "copied"
+        ratio = two["pss_mb"] / one["pss_mb"]
+        print(f"2 workers / 1 worker, bundle {kind}: PSS {ratio:.2f}x (target <= 1.3x)")
     return rows
 
 

@@ -81,6 +81,7 @@ def write_bundle(
         {
             "index_kind": model.index.kind,
             "ef_search": model.index.ef_search,
+            "index_params": model.index.params(),
             "n_candidates": model.n_candidates,
             "user_feature_names": f.user_feature_names,
             "item_feature_names": f.item_feature_names,
@@ -158,9 +159,18 @@ def _decode(directory: Path, manifest: dict[str, Any], mmap: bool = False) -> Re
     meta = _load_json(directory / "model.json")
     ids = _load_json(directory / "ids.json")
     io_flags = faiss.IO_FLAG_MMAP_IFC if mmap else 0  # zero-copy: the flat codes stay in the file
-    index = ItemIndex(faiss.read_index(str(directory / "index.faiss"), io_flags), meta["index_kind"])
+    params = meta.get("index_params") or {}  # absent from bundles written before the IVF-PQ option
+    index = ItemIndex(
+        faiss.read_index(str(directory / "index.faiss"), io_flags),
+        meta["index_kind"],
+        mips_transform=bool(params.get("mips_transform", False)),
+        vectors=item_emb,
+        refine=int(params.get("refine") or 4),
+    )
     if meta.get("ef_search"):
         index.set_ef_search(int(meta["ef_search"]))
+    if params.get("nprobe"):
+        index.set_nprobe(int(params["nprobe"]))
     t = safetensors.numpy.load_file(str(directory / "tables.safetensors"))
     features = FeatureAssembler(
         user_features=t["user_features"],

@@ -59,11 +59,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--workers", type=_positive, default=1, help="uvicorn worker processes for the service (default 1)"
     )
     parser.add_argument(
-        "--ef-construction", type=_positive, default=200,
-        help="HNSW efConstruction of the built catalogues (default 200, the training default)",
+        "--ef-construction", type=_positive, default=None,
+        help="HNSW efConstruction of the built catalogues (default: the production default)",
     )  # fmt: skip
     parser.add_argument(
-        "--hnsw-m", type=_positive, default=32, help="HNSW M (default 32, the training default)"
+        "--hnsw-m", type=_positive, default=None, help="HNSW M (default: the production default)"
     )
     parser.add_argument("--queries", type=_positive, default=500, help="retrieval queries (default 500)")
     parser.add_argument(

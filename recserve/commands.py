@@ -113,18 +113,12 @@ def serve(args: argparse.Namespace) -> int:
         from recserve.workers import shared_worker_env
 
         os.environ["RECSERVE_STORE_URI"] = settings.store_uri
-        with shared_worker_env(args.workers):  # mapped bundle files, multiprocess /metrics
-            uvicorn.run(
-                "service.app:create_app",
-                factory=True,
-                host=settings.host,
-                port=settings.port,
-                workers=args.workers,
-                http=PROTOCOL,
-                log_level=settings.log_level,
-                access_log=False,
-                log_config=log_config,
-            )
+        with shared_worker_env(args.workers):  # multiprocess /metrics, mapped bundle files
+            from recserve.workers import serve_forked
+
+            settings = Settings(**overrides)  # again: now with the mapped-bundle setting
+            kwargs = {"http": PROTOCOL, "log_level": settings.log_level, "access_log": False}
+            return serve_forked(settings, args.workers, {**kwargs, "log_config": log_config})
     else:
         from service.app import create_app  # here only: a --workers supervisor needs no torch
 

@@ -84,6 +84,25 @@ class _WarmupFailed(InconsistentBundle):
     reason = "warmup"
 
 
+_preloaded: LoadedModel | None = None
+
+
+def preload(loaded: LoadedModel | None) -> None:
+    """A model loaded before the workers were forked (``recserve serve --workers N``).
+
+    A holder whose store names this version takes it instead of reading the bundle again, so
+    the forked workers share its pages (see ``recserve.workers.preload_model``).
+    """
+    global _preloaded
+    _preloaded = loaded
+
+
+def _take_preloaded(version: str) -> LoadedModel | None:
+    global _preloaded
+    loaded, _preloaded = _preloaded, None
+    return loaded if loaded is not None and loaded.version == version else None
+
+
 @dataclass
 class ModelHolder:
     """Holds the current :class:`LoadedModel`; swapping it is one reference assignment.
@@ -143,7 +162,8 @@ class ModelHolder:
     def _load(self, version: str) -> ReloadResult:
         started = time.perf_counter()
         try:
-            model, manifest = self.store().load(version, mmap=self.mmap)
+            pre = _take_preloaded(version)
+            model, manifest = (pre.model, pre.manifest) if pre else self.store().load(version, mmap=self.mmap)
             if self.n_candidates is not None:
                 model.n_candidates = self.n_candidates
             warm_up(model, self.warmup_queries)

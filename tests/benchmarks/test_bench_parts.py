@@ -60,6 +60,9 @@ def test_retrieval_reports_recall_and_speedup(tiny_catalogue: Catalogue) -> None
     assert r["recall@100"] >= 0.95
     assert r["bytes_per_item"] > 64 * 4  # the index stores the vectors plus the graph
     assert r["recall@100"] == next(x for x in r["sweep"] if x["ef_search"] == r["ef_search"])["recall@100"]
+    pq = r["compressed"]  # the compressed option, same queries: a fraction of the bytes
+    assert pq["kind"] == "ivfpq" and 0.0 < pq["recall@100"] <= 1.0 and pq["qps"] > 0
+    assert pq["bytes_per_item"] < r["bytes_per_item"]
 
 
 def test_stages_name_the_slowest(tiny_catalogue: Catalogue) -> None:
@@ -143,3 +146,24 @@ def test_workers_memory_measures_each_setting(tiny_catalogue: Catalogue) -> None
         assert 0 < r["pss_mb"] <= r["rss_mb"]  # a shared page counts fully in RSS, partly in PSS
     one, two = rows[0], rows[2]
     assert two["rss_mb"] > one["rss_mb"]  # two workers are two processes, each with its interpreter
+
+
+def test_catalogue_build_resumes_across_turns(tmp_path, monkeypatch) -> None:
+    """A build stopped at its budget keeps its progress on disk; the next call finishes it."""
+    import benchmarks.catalogue as catalogue
+    from benchmarks.catalogue import BuildUnfinished, CatalogueSpec
+
+    monkeypatch.setattr(catalogue, "CHUNK", 100)
+    spec = CatalogueSpec(n_items=400, n_users=30, n_clusters=8, seen_per_user=5, seed=5, hnsw_m=8)
+    folder = tmp_path / spec.key()
+    with pytest.raises(BuildUnfinished, match="of 400 items"):
+        ensure_catalogue(spec, tmp_path, budget_s=0.0, log=lambda _: None)
+    assert (folder / "partial.faiss").is_file() and not (folder / "bench.json").exists()
+    cat = ensure_catalogue(spec, tmp_path, log=lambda _: None)
+    assert not (folder / "partial.faiss").exists()
+    model, _ = LocalStore(cat.store_root).load()
+    assert model.index.n_items == 400
+    stored = model.index.index.reconstruct_n(0, 400)
+    np.testing.assert_array_equal(stored, model.item_emb)  # every chunk, in order
+    _, idx = model.index.search(model.user_emb[:10], 10)
+    assert recall_at(idx, np.argsort(-(model.user_emb[:10] @ model.item_emb.T), axis=1)[:, :10]) >= 0.9
