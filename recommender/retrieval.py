@@ -138,6 +138,10 @@ class ItemIndex:
             raise ValueError(f"kind must be one of {', '.join(KINDS)}, got {kind!r}")
         if kind == "ivfpq" and vectors is None:
             raise ValueError("an ivfpq index needs the item embeddings (vectors) for exact re-scoring")
+        if kind == "ivfpq" and vectors is not None:
+            d, width = int(vectors.shape[1]), int(index.d)
+            if width != d and not (mips_transform and width > d):
+                raise ValueError(f"index dimension {width} does not match item embeddings ({d})")
         self.index = index
         self.kind = kind
         self.mips_transform = bool(mips_transform)
@@ -211,8 +215,11 @@ class ItemIndex:
 
     @property
     def dim(self) -> int:
-        """The embeddings' dimension (the faiss index's is larger under the MIPS transform)."""
-        if self.vectors is not None:
+        """The embeddings' dimension, read off the FAISS index (larger by one under the MIPS
+        transform), so a bundle whose index does not fit its embeddings is refused at load. IVF-PQ
+        pads its width to a multiple of ``pq_m``: its vectors give the dimension, checked against
+        the index when it is made."""
+        if self.kind == "ivfpq" and self.vectors is not None:
             return int(self.vectors.shape[1])
         return int(self.index.d) - (1 if self.mips_transform else 0)
 
