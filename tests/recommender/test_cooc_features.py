@@ -31,7 +31,8 @@ def test_lookup_equals_a_plain_loop() -> None:
     for r, h in enumerate(histories):
         for c, item in enumerate(cand[r]):
             hits = [w[item, j] for j in range(5) if nb[item, j] >= 0 and nb[item, j] in set(h.tolist())]
-            want = [sum(hits), max(hits, default=0.0), len(hits)]
+            filled = max(1, int((nb[item] >= 0).sum()))
+            want = [sum(hits) / max(1, len(h)), max(hits, default=0.0), len(hits) / filled]
             np.testing.assert_allclose(got[r, c], want, rtol=1e-6)
     assert got.shape == (4, 12, len(COOC_FEATURES))
 
