@@ -30,6 +30,7 @@ class BenchOptions:
     workers: int = 1
     ef_construction: int = 200
     hnsw_m: int = 32
+    cooc_neighbours: int = 0
 
 
 def _service_summary(raw: dict[str, Any], concurrencies: Sequence[int]) -> dict[str, Any]:
@@ -89,6 +90,7 @@ def run_suite(opts: BenchOptions, log: Callable[[str], None] = print) -> dict[st
         "workers": opts.workers,
         "ef_construction": opts.ef_construction,
         "hnsw_m": opts.hnsw_m,
+        "cooc_neighbours": opts.cooc_neighbours,
         "machine": report.machine(),
         "retrieval": {},
         "service": {},
@@ -104,6 +106,7 @@ def run_suite(opts: BenchOptions, log: Callable[[str], None] = print) -> dict[st
             seed=opts.seed,
             hnsw_ef_construction=opts.ef_construction,
             hnsw_m=opts.hnsw_m,
+            cooc_neighbours=opts.cooc_neighbours,
         )
         cat = ensure_catalogue(spec, opts.cache_dir, opts.build_threads, log=log)
         key = str(n)
