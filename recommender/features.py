@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from recommender.cooc import COOC_FEATURES, check_cooc_tables, cooc_pair_features
+from recommender.cooc import COOC_FEATURES, check_cooc_tables, cooc_pair_features, filled_slots
 
 PAIR_FEATURES = ("retrieval_score", "retrieval_rank", "tag_affinity")
 # Optional vector block: trailing user-feature columns named ``recent_vec_*`` and trailing
@@ -121,6 +121,7 @@ class FeatureAssembler:
             self.cooc_neighbours = np.ascontiguousarray(self.cooc_neighbours, dtype=np.int32)
             self.cooc_weights = np.ascontiguousarray(self.cooc_weights, dtype=np.float32)
             check_cooc_tables(self.cooc_neighbours, self.cooc_weights, self.item_features.shape[0])
+            self._cooc_filled = filled_slots(self.cooc_neighbours)
         n = self.n_features
         self.mean = np.zeros(n, np.float32) if self.mean is None else np.asarray(self.mean, np.float32)
         self.std = np.ones(n, np.float32) if self.std is None else np.asarray(self.std, np.float32)
@@ -213,7 +214,7 @@ class FeatureAssembler:
         if self.cooc_neighbours is not None and self.cooc_weights is not None:
             start = fu + fi + (4 if d else 3)
             out[:, :, start : start + len(COOC_FEATURES)] = cooc_pair_features(
-                self.cooc_neighbours, self.cooc_weights, histories, candidates
+                self.cooc_neighbours, self.cooc_weights, histories, candidates, self._cooc_filled
             )
         if normalise:
             out -= self.mean

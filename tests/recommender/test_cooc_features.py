@@ -38,7 +38,7 @@ def test_lookup_equals_a_plain_loop() -> None:
 
 
 def test_empty_slots_never_match_the_previous_rows_last_item() -> None:
-    """Key ``row·n + (-1)`` equals row r-1's item n-1: the -1 slots must not count."""
+    """-1 marks an empty slot; it must never count as a history item (not even item n-1)."""
     nb = np.full((3, 2), -1, np.int32)
     w = np.ones((3, 2), np.float32)
     got = cooc_pair_features(nb, w, [np.array([2]), np.array([0])], np.array([[0], [1]]))
