@@ -59,6 +59,9 @@ class CatalogueSpec:
     hnsw_m: int = HNSWParams.m  # the production defaults (recommender/retrieval.py)
     hnsw_ef_construction: int = HNSWParams.ef_construction
     hnsw_ef_search: int = HNSWParams.ef_search
+    # > 0: the ranker also reads the co-occurrence group (recommender/cooc.py), M neighbours per
+    # item drawn by popularity, so the stage table prices the group.
+    cooc_neighbours: int = 0
 
     @property
     def hnsw(self) -> HNSWParams:
@@ -191,7 +194,14 @@ def build_model(
         axis=1,
     )
     user_profile = rng.dirichlet(np.full(N_TAGS, 0.3), spec.n_users).astype(np.float32)
-    features = FeatureAssembler(user_features, item_features, user_profile, item_tags)
+    cooc: dict[str, np.ndarray] = {}
+    if m := spec.cooc_neighbours:
+        crng = np.random.default_rng(spec.seed + 7)  # own stream: users and seen items stay as without
+        p = (popularity + 1) / (popularity + 1).sum()
+        cooc["cooc_neighbours"] = crng.choice(spec.n_items, (spec.n_items, m), p=p).astype(np.int32)
+        weights = np.sort(crng.uniform(0, 1, (spec.n_items, m)), axis=1)[:, ::-1]
+        cooc["cooc_weights"] = weights.astype(np.float32)
+    features = FeatureAssembler(user_features, item_features, user_profile, item_tags, **cooc)
 
     torch.manual_seed(spec.seed)
     ranker = DeepFeatureRanking(features.n_features)  # the default size: 2 × 64 hidden units

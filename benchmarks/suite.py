@@ -30,6 +30,7 @@ class BenchOptions:
     workers: int = 1
     ef_construction: int | None = None  # None: the production default (HNSWParams)
     hnsw_m: int | None = None
+    cooc_neighbours: int = 0
 
 
 def _service_summary(raw: dict[str, Any], concurrencies: Sequence[int]) -> dict[str, Any]:
@@ -90,6 +91,7 @@ def run_suite(opts: BenchOptions, log: Callable[[str], None] = print) -> dict[st
         "ef_construction": opts.ef_construction or HNSWParams.ef_construction,
         "hnsw_m": opts.hnsw_m or HNSWParams.m,
         "ef_search": HNSWParams.ef_search,
+        "cooc_neighbours": opts.cooc_neighbours,
         "machine": report.machine(),
         "retrieval": {},
         "service": {},
@@ -105,6 +107,7 @@ def run_suite(opts: BenchOptions, log: Callable[[str], None] = print) -> dict[st
             seed=opts.seed,
             hnsw_ef_construction=opts.ef_construction or HNSWParams.ef_construction,
             hnsw_m=opts.hnsw_m or HNSWParams.m,
+            cooc_neighbours=opts.cooc_neighbours,
         )
         cat = ensure_catalogue(spec, opts.cache_dir, log=log)
         key = str(n)

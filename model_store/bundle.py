@@ -6,7 +6,7 @@ Layout of one bundle directory (documented in docs/bundle-format.md):
 ``user_emb.npy``         float32 (n_users, dim)
 ``item_emb.npy``         float32 (n_items, dim)
 ``index.faiss``          the retrieval index, ``faiss.write_index``
-``tables.safetensors``   feature tables, normalisation, seen-items CSR, popularity
+``tables.safetensors``   feature tables, normalisation, seen-items CSR, popularity, co-occurrence (optional)
 ``ids.json``             external user and item ids, in row order
 ``model.json``           feature names, item attributes, serving defaults
 ``ranker.safetensors`` + ``ranker.json``  the ranking tower's weights and constructor config (optional)
@@ -72,6 +72,9 @@ def write_bundle(
         "seen_indices": model.seen_indices.astype(np.int64),
         "popularity": model.popularity.astype(np.float32),
     }
+    if f.cooc_neighbours is not None and f.cooc_weights is not None:  # optional group
+        tables["cooc_neighbours"] = f.cooc_neighbours
+        tables["cooc_weights"] = f.cooc_weights
     safetensors.numpy.save_file(
         {k: np.ascontiguousarray(v) for k, v in tables.items()}, str(directory / "tables.safetensors")
     )
@@ -181,6 +184,8 @@ def _decode(directory: Path, manifest: dict[str, Any], mmap: bool = False) -> Re
         item_feature_names=list(meta["item_feature_names"]),
         mean=t["feature_mean"],
         std=t["feature_std"],
+        cooc_neighbours=t.get("cooc_neighbours"),  # absent in bundles written before issue 22
+        cooc_weights=t.get("cooc_weights"),
     )
     ranker = None
     if (directory / "ranker.json").exists():

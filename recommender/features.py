@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from recommender.cooc import COOC_FEATURES, check_cooc_tables, cooc_pair_features, filled_slots
+
 PAIR_FEATURES = ("retrieval_score", "retrieval_rank", "tag_affinity")
 # Optional vector block: trailing user-feature columns named ``recent_vec_*`` and trailing
 # item-feature columns named ``item_vec_*`` (same count) are not fed to the ranker as such; their
@@ -69,6 +71,11 @@ class FeatureAssembler:
     engaged with last", which a full-history retrieval score cannot express. Living inside the
     ordinary feature tables, the block is stored and served with no extra plumbing; a caller
     that builds a user row itself (cold start) fills it with :meth:`recent_block`.
+
+    Co-occurrence group (optional, ``cooc_neighbours``/``cooc_weights``, see ``cooc.py``): three
+    more pair features at the end of the row, from the candidate's top-M co-occurring items
+    that the user has (``histories`` of :meth:`assemble`). Retrieval scores a candidate by one
+    user vector; this says "people who had what you had also had this", item by item.
     """
 
     user_features: np.ndarray
@@ -79,6 +86,8 @@ class FeatureAssembler:
     item_feature_names: list[str] = field(default_factory=list)
     mean: np.ndarray | None = None
     std: np.ndarray | None = None
+    cooc_neighbours: np.ndarray | None = None
+    cooc_weights: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         self.user_features = np.ascontiguousarray(self.user_features, dtype=np.float32)
@@ -106,14 +115,27 @@ class FeatureAssembler:
         ):
             raise ValueError("vector columns must be the last columns of the user and item features")
         self.n_vector = nu
+        if (self.cooc_neighbours is None) != (self.cooc_weights is None):
+            raise ValueError("co-occurrence neighbours and weights come together or not at all")
+        if self.cooc_neighbours is not None and self.cooc_weights is not None:
+            self.cooc_neighbours = np.ascontiguousarray(self.cooc_neighbours, dtype=np.int32)
+            self.cooc_weights = np.ascontiguousarray(self.cooc_weights, dtype=np.float32)
+            check_cooc_tables(self.cooc_neighbours, self.cooc_weights, self.item_features.shape[0])
+            self._cooc_filled = filled_slots(self.cooc_neighbours)
         n = self.n_features
         self.mean = np.zeros(n, np.float32) if self.mean is None else np.asarray(self.mean, np.float32)
         self.std = np.ones(n, np.float32) if self.std is None else np.asarray(self.std, np.float32)
         self._inv_std = (1.0 / self.std).astype(np.float32)
 
     @property
+    def has_cooc(self) -> bool:
+        """The bundle carries the co-occurrence group (bundles written before it do not)."""
+        return self.cooc_neighbours is not None
+
+    @property
     def pair_features(self) -> tuple[str, ...]:
-        return (*PAIR_FEATURES, VECTOR_PAIR_FEATURE) if self.n_vector else PAIR_FEATURES
+        names = (*PAIR_FEATURES, VECTOR_PAIR_FEATURE) if self.n_vector else PAIR_FEATURES
+        return (*names, *COOC_FEATURES) if self.has_cooc else names
 
     @property
     def n_features(self) -> int:
@@ -162,11 +184,14 @@ class FeatureAssembler:
         candidates: np.ndarray,
         retrieval_scores: np.ndarray,
         normalise: bool = True,
+        histories: Sequence[np.ndarray] | None = None,
     ) -> np.ndarray:
         """Rows for a batch of users and their candidate lists.
 
         Shapes: ``user_feats`` (B, Fu), ``user_profile`` (B, G), ``candidates`` (B, C) item indices,
         ``retrieval_scores`` (B, C), candidates in retrieval order (best first).
+        ``histories``: each user's items, read by the co-occurrence group only (``None``: no
+        history known, the group's features are 0).
         Returns float32 (B, C, F). Fully vectorised: one gather per table, no Python loop.
         """
         candidates = np.asarray(candidates)
@@ -186,6 +211,11 @@ class FeatureAssembler:
         )
         if d:
             out[:, :, fu + fi + 3] = np.einsum("bd,bcd->bc", user_feats[:, fu:], item_rows[:, :, fi:])
+        if self.cooc_neighbours is not None and self.cooc_weights is not None:
+            start = fu + fi + (4 if d else 3)
+            out[:, :, start : start + len(COOC_FEATURES)] = cooc_pair_features(
+                self.cooc_neighbours, self.cooc_weights, histories, candidates, self._cooc_filled
+            )
         if normalise:
             out -= self.mean
             out *= self._inv_std

@@ -232,10 +232,11 @@ class RecommenderModel:
         timings: Timings | None = None,
         allowed: np.ndarray | None = None,
         diversity: float = 0.0,
+        histories: list[np.ndarray] | None = None,
     ) -> list[Recommendations]:
         """The two stages from query vectors the caller built: :meth:`TwoStage.recommend`."""
         return self.strategies.personalized.pipeline.recommend(
-            Queries(emb, feats, profiles), k, exclude, allowed, diversity, n_candidates, timings
+            Queries(emb, feats, profiles), k, exclude, allowed, diversity, n_candidates, timings, histories
         )
 
     def recommend_items(

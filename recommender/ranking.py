@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Protocol
 
 import numpy as np
@@ -21,7 +22,8 @@ from recommender.types import Timings, timed
 
 class RankingStage(Protocol):
     """Scores (B, C) for candidates (B, C); higher is better. Invalid (padding) slots may hold
-    any value: the selector masks them."""
+    any value: the selector masks them. ``histories``: each row's user's items (for features
+    read from the history; ``None`` = unknown)."""
 
     def score(
         self,
@@ -30,6 +32,7 @@ class RankingStage(Protocol):
         cand: np.ndarray,
         cscore: np.ndarray,
         timings: Timings | None = None,
+        histories: Sequence[np.ndarray] | None = None,
     ) -> np.ndarray: ...
 
 
@@ -43,6 +46,7 @@ class RetrievalScoreRanking:
         cand: np.ndarray,
         cscore: np.ndarray,
         timings: Timings | None = None,
+        histories: Sequence[np.ndarray] | None = None,
     ) -> np.ndarray:
         return cscore
 
@@ -82,9 +86,10 @@ class FeatureRanking:
         cand: np.ndarray,
         cscore: np.ndarray,
         timings: Timings | None = None,
+        histories: Sequence[np.ndarray] | None = None,
     ) -> np.ndarray:
         with timed(timings, "features"):
-            rows = self.features.assemble(user_feats, profiles, cand, cscore)
+            rows = self.features.assemble(user_feats, profiles, cand, cscore, histories=histories)
         with timed(timings, "ranking"), torch.inference_mode():
             out = self.scorer()(torch.from_numpy(rows))
         return out[..., 0].numpy()

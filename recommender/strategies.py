@@ -85,10 +85,10 @@ class PersonalizedStrategy:
         timings: Timings | None = None,
     ) -> list[Recommendations]:
         users = np.asarray(subjects, dtype=np.int64).reshape(-1)
-        own = [self.queries.seen(int(u)) if exclude_seen else None for u in users]
-        exclude = merge_exclusions(own, exclude_items)
+        histories = [self.queries.seen(int(u)) for u in users]
+        exclude = merge_exclusions([h if exclude_seen else None for h in histories], exclude_items)
         return self.pipeline.recommend(
-            self.queries.known(users), k, exclude, allowed, diversity, n_candidates, timings
+            self.queries.known(users), k, exclude, allowed, diversity, n_candidates, timings, histories
         )
 
     def recommend_fresh(
@@ -110,13 +110,15 @@ class PersonalizedStrategy:
         first) slides the recent-items feature (:meth:`QueryBuilder.known_with_recent`). With
         empty lists, the same answer as :meth:`recommend`."""
         users = np.asarray(subjects, dtype=np.int64).reshape(-1)
-        own = [
-            np.concatenate([self.queries.seen(int(u)), np.asarray(extra, np.int64)]) if exclude_seen else None
+        histories = [
+            np.concatenate([self.queries.seen(int(u)), np.asarray(extra, np.int64)])
             for u, extra in zip(users.tolist(), seen, strict=True)
         ]
-        exclude = merge_exclusions(own, exclude_items)
+        exclude = merge_exclusions([h if exclude_seen else None for h in histories], exclude_items)
         queries = self.queries.known_with_recent(users, recent)
-        return self.pipeline.recommend(queries, k, exclude, allowed, diversity, n_candidates, timings)
+        return self.pipeline.recommend(
+            queries, k, exclude, allowed, diversity, n_candidates, timings, histories
+        )
 
 
 @dataclass
@@ -143,7 +145,7 @@ class RecentItemsStrategy:
         lists = [np.asarray(h, np.int64) for h in subjects]
         exclude = merge_exclusions([h if exclude_seen else None for h in lists], exclude_items)
         return self.pipeline.recommend(
-            self.queries.from_items(lists), k, exclude, allowed, diversity, n_candidates, timings
+            self.queries.from_items(lists), k, exclude, allowed, diversity, n_candidates, timings, lists
         )
 
 

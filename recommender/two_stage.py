@@ -79,17 +79,19 @@ class TwoStage:
         diversity: float = 0.0,
         n_candidates: int | None = None,
         timings: Timings | None = None,
+        histories: list[np.ndarray] | None = None,
     ) -> list[Recommendations]:
         """Top-``k`` per query row. ``exclude``: one array of item indices per row (or None);
-        ``allowed``: an item-filter mask shared by the batch. The whole batch goes through one
-        retrieval call, one feature assembly and one ranker forward pass."""
+        ``allowed``: an item-filter mask shared by the batch; ``histories``: each row's user's
+        items, for the ranker's history features (None: unknown). The whole batch goes through
+        one retrieval call, one feature assembly and one ranker forward pass."""
         check_k(k)
         if queries.emb.shape[0] == 0:
             return []
         c = max(k, n_candidates or self.n_candidates)
         with timed(timings, "retrieval"):
             cand, cscore, valid = self.retriever.retrieve(queries.emb, c, exclude, allowed)
-        scores = self.ranking.score(queries.feats, queries.profiles, cand, cscore, timings)
+        scores = self.ranking.score(queries.feats, queries.profiles, cand, cscore, timings, histories)
         if diversity > 0:
             with timed(timings, "diversity"):
                 return diversify(cand, scores, cscore, valid, self.retriever.item_emb, k, diversity)

@@ -65,6 +65,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--hnsw-m", type=_positive, default=None, help="HNSW M (default: the production default)"
     )
+    parser.add_argument(
+        "--cooc-neighbours", type=int, default=0,
+        help="give the catalogues' ranker the co-occurrence feature group with M neighbours per item "
+        "(default 0: without it), to price the group in the stage table",
+    )  # fmt: skip
     parser.add_argument("--queries", type=_positive, default=500, help="retrieval queries (default 500)")
     parser.add_argument(
         "--ef", type=_positive, nargs="+", default=[128, 256, 512, 1024], help="efSearch sweep values"
@@ -113,6 +118,7 @@ def run(args: argparse.Namespace) -> int:
         workers=args.workers,
         ef_construction=args.ef_construction,
         hnsw_m=args.hnsw_m,
+        cooc_neighbours=args.cooc_neighbours,
     )
 
     def log(msg: str) -> None:

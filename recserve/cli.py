@@ -84,7 +84,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("reproduce", help="re-run a documented experiment and write its results")
     experiments = p.add_subparsers(dest="experiment", required=True, metavar="EXPERIMENT")
-    from training import reproduce_health, reproduce_ml100k  # light: torch is imported by run()
+    from training import ablation, reproduce_health, reproduce_ml100k  # light: torch is imported by run()
 
     e = experiments.add_parser(
         "health", help="Amazon2014-Health: BPR vs SL vs SL@20 (the SL@K paper's MF rows)"
@@ -95,6 +95,10 @@ def build_parser() -> argparse.ArgumentParser:
     e = experiments.add_parser("ml100k", help="MovieLens-100K: popularity vs retrieval vs two-stage")
     reproduce_ml100k.add_arguments(e)
     e.set_defaults(func=reproduce_ml100k.main)
+
+    e = experiments.add_parser("ablation", help="the ranker's feature groups on/off, per seed (issue 22)")
+    ablation.add_arguments(e)
+    e.set_defaults(func=ablation.main)
 
     p = sub.add_parser("precompute", help="write every user's and item's top-N list to Redis")
     precompute_cmd.add_arguments(p)

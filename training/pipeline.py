@@ -26,6 +26,7 @@ from recommender.model import RECENT_WINDOW_KEY, RecommenderModel
 from recommender.ranker import DeepFeatureRanking
 from recommender.retrieval import HNSWParams, ItemIndex
 from recommender.strategies import Strategy
+from training.cooc import build_cooc
 from training.data import InteractionData, csr_from_pairs, split_last_fraction, user_tag_profile
 from training.metrics import evaluate_lists, test_sets
 from training.mf import MFConfig, train_mf
@@ -47,6 +48,11 @@ class TrainConfig:
     # With interaction times: the mean embedding of each user's last ``recent_items`` training
     # items is compared with every candidate (the ``recent_similarity`` pair feature). 0 = off.
     recent_items: int = 0
+    # Feature group "cooc": each item's top ``cooc_neighbours`` co-occurring items are kept in
+    # the bundle and the ranker sees how the candidate co-occurs with the user's history
+    # (``recommender/cooc.py``). 0 = off; ``cooc_history`` bounds the pairs one user adds.
+    cooc_neighbours: int = 0
+    cooc_history: int = 50
     seed: int = 0
     # Small models train fastest single-threaded; more threads mostly add contention on 2 cores.
     threads: int = 1
@@ -105,6 +111,11 @@ def assemble_model(
         user_names += [f"{USER_VEC_PREFIX}{j}" for j in range(d)]
         item_feats = np.concatenate([item_feats, item_emb], axis=1)
         item_names += [f"{ITEM_VEC_PREFIX}{j}" for j in range(d)]
+    cooc: tuple[np.ndarray, np.ndarray] | tuple[None, None] = (None, None)
+    if config.cooc_neighbours > 0:
+        cooc = build_cooc(
+            users, items, data.n_users, data.n_items, config.cooc_neighbours, config.cooc_history, times
+        )
     features = FeatureAssembler(
         user_features=user_feats,
         item_features=item_feats,
@@ -112,6 +123,8 @@ def assemble_model(
         item_tags=data.item_tags,
         user_feature_names=user_names,
         item_feature_names=item_names,
+        cooc_neighbours=cooc[0],
+        cooc_weights=cooc[1],
     )
     indptr, indices = csr_from_pairs(users, items, data.n_users)
     return RecommenderModel(
@@ -185,7 +198,8 @@ def candidate_lists(
     labels = np.zeros(cand.shape, np.float32)
     for r, u in enumerate(users.tolist()):
         labels[r] = np.isin(cand[r], list(labels_by_user[u]))
-    rows = model.features.assemble(feats, profiles, cand, cscore, normalise=False)
+    histories = [stages.queries.seen(int(u)) for u in users]  # what PersonalizedStrategy passes
+    rows = model.features.assemble(feats, profiles, cand, cscore, normalise=False, histories=histories)
     return rows, labels, valid
 
 

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from fastapi.testclient import TestClient
 
 from model_store import LocalStore
@@ -20,7 +21,7 @@ from service.settings import Settings
 from training.data import InteractionData
 from training.mf import MFConfig
 from training.movielens import load_ml100k
-from training.pipeline import TrainConfig, train_model
+from training.pipeline import TrainConfig, candidate_lists, train_model
 from training.ranker_train import RankerConfig
 
 C = 50
@@ -29,6 +30,7 @@ SMALL = TrainConfig(
     ranker=RankerConfig(hidden_units=16, epochs=2, val_fraction=0.2, patience=1),
     n_candidates=C,
     recent_items=5,
+    cooc_neighbours=8,
     seed=3,
 )
 
@@ -57,7 +59,7 @@ def test_api_scores_equal_offline_scores(
     ml_trained: tuple[InteractionData, RecommenderModel], ml_client: TestClient
 ) -> None:
     _, model = ml_trained
-    assert model.ranker is not None and model.features.n_vector == 16
+    assert model.ranker is not None and model.features.n_vector == 16 and model.features.has_cooc
     for user_id in ("1", "196", "943"):
         resp = ml_client.get("/recommend", params={"user_id": user_id, "k": 10})
         assert resp.status_code == 200, resp.text
@@ -65,6 +67,19 @@ def test_api_scores_equal_offline_scores(
         rec = model.recommend(np.array([model.user_ids.index(user_id)]), 10)[0]
         assert [g["item_id"] for g in got] == model.item_ids.externals(rec.items)
         assert np.allclose([g["score"] for g in got], rec.scores, rtol=0, atol=1e-5)
+        # and the trainer's own rows (candidate_lists, the rows the ranker learned from), scored
+        # by the unfolded tower, give the same list and scores: offline = served, history
+        # features (cooc_*) included
+        u = model.user_ids.index(user_id)
+        rows, _, valid = candidate_lists(model, np.array([u]), np.array([0]))
+        rows = (rows - model.features.mean) / model.features.std
+        assert np.abs(rows[0, valid[0], -3:]).sum() > 0
+        with torch.inference_mode():
+            offline = model.ranker(torch.from_numpy(rows.astype(np.float32)))[0, :, 0].numpy()
+        cand = model.retrieve(model.user_inputs(np.array([u])).emb, C, [model.seen(u)]).items[0]
+        order = np.argsort(-np.where(valid[0], offline, -np.inf), kind="stable")[:10]
+        assert [g["item_id"] for g in got] == model.item_ids.externals(cand[order])
+        assert np.allclose([g["score"] for g in got], offline[order], rtol=0, atol=1e-4)
 
 
 def test_user_without_training_positives_gets_a_segment_answer(
