@@ -104,3 +104,51 @@ def test_two_workers_metrics_add_up(published_store: Path, tmp_path: Path) -> No
     finally:
         stop(proc)
     assert proc.returncode is not None
+
+
+def _children(pid: int) -> set[int]:
+    return {int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()}
+
+
+def test_a_dead_worker_is_replaced_and_stop_ends_them_all(published_store: Path, tmp_path: Path) -> None:
+    """The supervisor forks a new worker when one dies; SIGTERM to it stops every worker."""
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RECSERVE_")}
+    env.update(RECSERVE_STORE_POLL_INTERVAL="0", RECSERVE_LOG_FORMAT="text")
+    env["PROMETHEUS_MULTIPROC_DIR"] = str(tmp_path / "prom")
+    cmd = [sys.executable, "-m", "recserve.cli", "serve", "--port", str(port), "--workers", "2"]
+    cmd += ["--store", str(published_store)]
+    log = tmp_path / "serve.log"
+    with log.open("wb") as out:
+        proc = subprocess.Popen(cmd, cwd=tmp_path, env=env, stdout=out, stderr=out)
+    base = f"http://127.0.0.1:{port}"
+
+    def ready() -> bool:
+        try:
+            return httpx.get(f"{base}/readyz", timeout=1).status_code == 200
+        except httpx.TransportError:
+            return False
+
+    try:
+        deadline = time.monotonic() + 120
+        while not (ready() and len(_children(proc.pid)) == 2):
+            assert proc.poll() is None, log.read_text()[-3000:]
+            assert time.monotonic() < deadline, "server not ready in 120 s"
+            time.sleep(0.2)
+        first = _children(proc.pid)
+        victim = min(first)
+        os.kill(victim, 9)
+        deadline = time.monotonic() + 60
+        while True:
+            now = _children(proc.pid)
+            if len(now) == 2 and victim not in now and ready():
+                break
+            assert time.monotonic() < deadline, f"no replacement worker: {now}"
+            time.sleep(0.2)
+        assert httpx.get(f"{base}/readyz", timeout=5).status_code == 200
+        workers = _children(proc.pid)
+    finally:
+        stop(proc)
+    assert proc.returncode == 0, log.read_text()[-3000:]
+    for pid in workers:  # no worker outlives its supervisor
+        assert not Path(f"/proc/{pid}").exists() or "zombie" in Path(f"/proc/{pid}/status").read_text()
