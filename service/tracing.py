@@ -87,7 +87,7 @@ class Tracing:
     def stage(self, name: str) -> AbstractContextManager[Any]:
         """A span around one stage of the current request; the shared no-op context when off, or
         when the request's span is not recorded (sampled out: its stages would be dropped too,
-        and the SDK's work for each of them measured ~40 µs, ``benchmarks/tracing_cost.py``)."""
+        and the SDK's work per span is what tracing costs; docs/operations.md, "What it costs")."""
         if self._tracer is None or not get_current_span().is_recording():
             return _OFF
         return self._tracer.start_as_current_span(name)
