@@ -42,9 +42,10 @@ def _per_worker(prom: Path) -> dict[str, float]:
 
 
 def _workers(supervisor: int) -> list[int]:
-    """The supervisor's children that are uvicorn workers (not multiprocessing's resource tracker)."""
+    """The supervisor's children that are workers: forked from it (recserve/workers.py), so
+    their command line is the supervisor's; multiprocessing's resource tracker, if any, is not."""
     children = Path(f"/proc/{supervisor}/task/{supervisor}/children").read_text().split()
-    return [int(c) for c in children if "spawn_main" in Path(f"/proc/{c}/cmdline").read_text()]
+    return [int(c) for c in children if "resource_tracker" not in Path(f"/proc/{c}/cmdline").read_text()]
 
 
 def _scraped_total(text: str) -> float:
