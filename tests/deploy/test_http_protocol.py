@@ -106,6 +106,9 @@ def test_recserve_serve_uses_the_coalescing_protocol(monkeypatch: pytest.MonkeyP
     monkeypatch.setattr(uvicorn, "run", lambda app, **kw: seen.update(kw))
     monkeypatch.setattr("service.app.create_app", lambda settings: object())
     monkeypatch.setenv("RECSERVE_STORE_URI", "var/none")  # --workers > 1 sets it; restored after
+    # --workers > 1 forks workers that each run a uvicorn Server with the same settings
+    # (recserve/workers.py); the kwargs it is given are what reaches uvicorn.
+    monkeypatch.setattr("recserve.workers.serve_forked", lambda settings, n, kw: seen.update(kw) or 0)
     for workers in (1, 2):
         seen.clear()
         args = argparse.Namespace(host="127.0.0.1", port=0, store="var/none", workers=workers)
