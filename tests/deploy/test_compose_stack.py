@@ -33,6 +33,8 @@ DOCKER_HOST = os.environ.get("RECSERVE_STACK_DOCKER_HOST")
 IMAGE = os.environ.get("RECSERVE_STACK_IMAGE", "localhost/recserve:latest")
 PROJECT = "recserve-test-deploy"
 REPLICAS = 3
+API_KEY = secrets.token_hex(24)  # compose requires RECSERVE_API_KEYS; every list request sends it
+KEYED = {"X-API-Key": API_KEY}
 COMPOSE_FILES = ["-f", "docker-compose.yml", "-f", "docker/test/compose.podman.yml"]
 
 pytestmark = [
@@ -105,6 +107,8 @@ def stack() -> Iterator[Stack]:
     api, stats, prom = free_port(), free_port(), free_port()
     env = {
         **os.environ,
+        "RECSERVE_API_KEYS": API_KEY,
+        "POSTGRES_PASSWORD": secrets.token_urlsafe(16),
         "DOCKER_HOST": DOCKER_HOST or "",
         "COMPOSE_HTTP_TIMEOUT": "600",
         "GRAFANA_ADMIN_PASSWORD": secrets.token_urlsafe(16),
@@ -179,7 +183,7 @@ def test_every_api_replica_is_healthy_by_the_dockerfile_healthcheck(stack: Stack
 
 
 def test_hardening_is_in_effect_in_every_running_container(stack: Stack) -> None:
-    for service in ("redis", "api", "lb", "prometheus"):
+    for service in ("redis", "api", "lb", "prometheus", "postgres", "retrain"):
         for cid in stack.containers(service):
             info = stack.inspect(cid)
             host = info["HostConfig"]
@@ -207,7 +211,7 @@ def test_traffic_through_haproxy_reaches_every_replica_and_is_answered_from_the_
     )
     served: Counter[str] = Counter()
     sources: Counter[str] = Counter()
-    with httpx.Client(base_url=stack.lb, timeout=10) as http:
+    with httpx.Client(base_url=stack.lb, timeout=10, headers=KEYED) as http:
         _wait(lambda: http.get("/readyz").status_code == 200, "HAProxy forwarding", 60, stack)
         _wait(lambda: len(_up_servers(stack)) == REPLICAS, f"{REPLICAS} replicas UP in HAProxy", 60, stack)
         for i in range(300):
@@ -218,6 +222,24 @@ def test_traffic_through_haproxy_reaches_every_replica_and_is_answered_from_the_
     print(f"\nrequests per replica {dict(served)}, by source {dict(sources)}")
     assert len(served) == REPLICAS
     assert sources["cache"] >= 250, sources  # every default request of a known user is precomputed
+
+
+def test_feedback_through_one_replica_is_seen_by_every_replica(stack: Stack) -> None:
+    """Nothing sticky: the fresh-feedback state lives in the stack's Redis (docs/feedback.md), so
+    an item clicked through one replica leaves the user's answers on every replica at once."""
+    user = "u7"
+    served: Counter[str] = Counter()
+    with httpx.Client(base_url=stack.lb, timeout=10, headers=KEYED) as http:
+        top = http.get("/recommend", params={"user_id": user, "k": 10}).json()["items"][0]["item_id"]
+        event = {"user_id": user, "item_id": top, "type": "click"}
+        accepted = http.post("/feedback", json=event)
+        assert accepted.status_code in (200, 201, 202), accepted.text
+        for _ in range(6 * REPLICAS):  # round robin: every replica answers several times
+            resp = http.get("/recommend", params={"user_id": user, "k": 10})
+            assert resp.status_code == 200, resp.text
+            served[resp.headers["X-Served-By"]] += 1
+            assert top not in [i["item_id"] for i in resp.json()["items"]], resp.headers["X-Served-By"]
+    assert len(served) == REPLICAS, served
 
 
 def _up_servers(stack: Stack) -> list[str]:
@@ -254,7 +276,7 @@ def test_stopping_an_api_container_under_load_fails_no_request(stack: Stack) -> 
     lock = threading.Lock()
 
     def client(offset: int) -> None:
-        with httpx.Client(base_url=stack.lb, timeout=15) as http:
+        with httpx.Client(base_url=stack.lb, timeout=15, headers=KEYED) as http:
             i = offset
             while not stop_load.is_set():
                 try:
