@@ -23,6 +23,10 @@ DEBIAN=localhost/debian-base:$SUITE
 mkdir -p "$CACHE"
 
 log() { echo "base-image: $*"; }
+# Only the steps that build take the shared heavy-job lock: a warm run (everything cached) needs
+# no turn on a busy host.
+LOCK=${RECSERVE_HEAVY_LOCK:-/tmp/recserve-heavy.lock}
+heavy() { flock "$LOCK" timeout 900 "$@"; }
 
 # -- the debootstrapped Debian ------------------------------------------------------------------
 tarball=$CACHE/debian-$SUITE-minbase.tar
@@ -34,7 +38,7 @@ if [[ ! -s $tarball ]]; then
   trap 'rm -rf "$dir" "$dir.log"' EXIT
   log "debootstrap --variant=minbase $SUITE from $mirror"
   started=$(date +%s)
-  debootstrap --variant=minbase "$SUITE" "$dir" "$mirror" >"$dir.log" 2>&1 || {
+  heavy debootstrap --variant=minbase "$SUITE" "$dir" "$mirror" >"$dir.log" 2>&1 || {
     tail -n 30 "$dir.log" >&2
     log "debootstrap failed (log above)" >&2
     exit 1
@@ -70,7 +74,7 @@ build() {
   else
     local started
     started=$(date +%s)
-    podman build -q --network host --format docker --label "recserve.key=$key" \
+    heavy podman build -q --network host --format docker --label "recserve.key=$key" \
       --build-arg DEBIAN_BASE="$DEBIAN" -f "$HERE/$dockerfile" -t "$image" "$HERE" >/dev/null
     rm -f "$CACHE/$(echo "${image#localhost/}" | tr ':/' '__')"-*.tar  # older keys of this image
     podman save -q --format docker-archive -o "$archive.part" "$image" && mv "$archive.part" "$archive"
