@@ -213,7 +213,7 @@ def test_traffic_through_haproxy_reaches_every_replica_and_is_answered_from_the_
     sources: Counter[str] = Counter()
     with httpx.Client(base_url=stack.lb, timeout=10, headers=KEYED) as http:
         _wait(lambda: http.get("/readyz").status_code == 200, "HAProxy forwarding", 60, stack)
-        _wait(lambda: len(_up_servers(stack)) == REPLICAS, f"{REPLICAS} replicas UP in HAProxy", 60, stack)
+        _wait(lambda: _all_up(stack), f"{REPLICAS} replicas UP in HAProxy", 120, stack)
         for i in range(300):
             resp = http.get("/recommend", params={"user_id": f"u{i}", "k": 10})
             assert resp.status_code == 200, resp.text
@@ -242,6 +242,20 @@ def test_feedback_through_one_replica_is_seen_by_every_replica(stack: Stack) -> 
     assert len(served) == REPLICAS, served
 
 
+def _all_up(stack: Stack) -> bool:
+    """True once REPLICAS servers are UP; else an AssertionError naming every resolved server's
+    state, its last check and HAProxy's own log lines about servers (the failure message)."""
+    text = httpx.get(f"{stack.lb_stats}/stats;csv", timeout=5).text.lstrip("# ")
+    rows = [r for r in csv.DictReader(io.StringIO(text)) if r["pxname"] == "api" and r["addr"]]
+    up = [r for r in rows if r["status"] == "UP"]
+    if len(up) == REPLICAS:
+        return True
+    states = [(r["svname"], r["addr"], r["status"], r["check_status"], r["check_desc"]) for r in rows]
+    logs = stack.compose("logs", "--no-color", "lb").stdout.splitlines()
+    lb = [x for x in logs if "api/" in x or "Server" in x]
+    raise AssertionError(f"{states}; lb: {lb[-20:]}")
+
+
 def _up_servers(stack: Stack) -> list[str]:
     text = httpx.get(f"{stack.lb_stats}/stats;csv", timeout=5).text.lstrip("# ")
     rows = csv.DictReader(io.StringIO(text))
@@ -267,6 +281,15 @@ def test_prometheus_scrapes_every_replica(stack: Stack) -> None:
         timeout=5,
     ).json()["data"]["result"]
     print(f"\napi RSS per replica (MB): {sorted(round(float(r['value'][1]) / 1e6) for r in rss)}")
+    # ... and the served bundle's size on disk: the second model a hot swap briefly holds.
+    api = stack.containers("api")[0]
+    bundle = podman("exec", api, "sh", "-c", 'du -sk "/store/versions/$(cat /store/CURRENT)"')
+    print(f"served bundle on disk: {bundle.stdout.strip() or bundle.stderr.strip()} (kB)")
+    # the peak memory of each replica's cgroup so far, as its limit sees it (cgroup v1 or v2)
+    for cid in stack.containers("api"):
+        v2, v1 = "/sys/fs/cgroup/memory.peak", "/sys/fs/cgroup/memory/memory.max_usage_in_bytes"
+        peak = podman("exec", cid, "sh", "-c", f"cat {v2} 2>/dev/null || cat {v1}")
+        print(f"api {cid[:12]} cgroup peak memory (bytes): {peak.stdout.strip() or peak.stderr.strip()}")
 
 
 def test_stopping_an_api_container_under_load_fails_no_request(stack: Stack) -> None:
