@@ -33,8 +33,12 @@ DOCKER_HOST = os.environ.get("RECSERVE_STACK_DOCKER_HOST")
 IMAGE = os.environ.get("RECSERVE_STACK_IMAGE", "localhost/recserve:latest")
 PROJECT = "recserve-test-deploy"
 REPLICAS = 3
-API_KEY = secrets.token_hex(24)  # compose requires RECSERVE_API_KEYS; every list request sends it
-KEYED = {"X-API-Key": API_KEY}
+# compose requires RECSERVE_API_KEYS; every list request sends one. HAProxy limits each key to 1,000
+# requests per 10 s (docker/haproxy/haproxy.cfg): the load of the stop test uses one key per client,
+# each paced under that limit.
+API_KEYS = [secrets.token_hex(24) for _ in range(5)]
+KEYED = {"X-API-Key": API_KEYS[0]}
+LOAD_RPS_PER_KEY = 50
 COMPOSE_FILES = ["-f", "docker-compose.yml", "-f", "docker/test/compose.podman.yml"]
 
 pytestmark = [
@@ -107,7 +111,7 @@ def stack() -> Iterator[Stack]:
     api, stats, prom = free_port(), free_port(), free_port()
     env = {
         **os.environ,
-        "RECSERVE_API_KEYS": API_KEY,
+        "RECSERVE_API_KEYS": ",".join(API_KEYS),
         "POSTGRES_PASSWORD": secrets.token_urlsafe(16),
         "DOCKER_HOST": DOCKER_HOST or "",
         "COMPOSE_HTTP_TIMEOUT": "600",
@@ -310,9 +314,9 @@ def test_stopping_an_api_container_under_load_fails_no_request(stack: Stack) -> 
     lock = threading.Lock()
 
     def client(offset: int) -> None:
-        with httpx.Client(base_url=stack.lb, timeout=15, headers=KEYED) as http:
+        with httpx.Client(base_url=stack.lb, timeout=15, headers={"X-API-Key": API_KEYS[1 + offset]}) as http:
             i = offset
-            while not stop_load.is_set():
+            while not stop_load.wait(1 / LOAD_RPS_PER_KEY):
                 try:
                     r = http.get("/recommend", params={"user_id": f"u{i % 1000}", "k": 10})
                     outcome = (time.monotonic(), r.status_code, r.headers.get("X-Served-By", ""))
