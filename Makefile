@@ -53,9 +53,10 @@ lock: $(BIN)/python
 
 # The image built from the Dockerfile and the whole compose stack (3 api replicas behind HAProxy)
 # run on podman, with local stand-ins for the hub images; minutes, root, network for pip/apt.
-# See docker/test/stack.sh. The lock keeps it from competing with other heavy jobs on a shared host.
+# See docker/test/stack.sh; it takes /tmp/recserve-heavy.lock for each heavy step (base images, the
+# image build, the stack), so it never competes with other heavy jobs on a shared host.
 test-deploy: $(DEV_STAMP)
-	flock /tmp/recserve-heavy.lock env PY=$(abspath $(BIN))/python PIP=$(abspath $(BIN))/pip docker/test/stack.sh
+	env PY=$(abspath $(BIN))/python PIP=$(abspath $(BIN))/pip docker/test/stack.sh
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .ruff_cache .import_linter_cache

@@ -16,8 +16,7 @@ cd "$ROOT"
 PY=${PY:-python3}
 PIP=${PIP:-pip3}
 export CONTAINERS_CONF="$ROOT/docker/podman/containers.conf"
-PYTHON_BASE=localhost/recserve-python:3.11-bookworm
-TOOLS=localhost/recserve-test-tools:bookworm
+PYTHON_BASE=localhost/recserve-python:3.11-bookworm  # made by base-image.sh
 IMAGE=localhost/recserve:latest
 
 fail() { echo "test-deploy: FAILED: $*" >&2; exit 1; }
@@ -29,13 +28,14 @@ for tool in podman runc debootstrap docker-compose; do
 done
 [[ -x /usr/lib/cni/dnsname ]] || fail "CNI dnsname plugin missing: containers could not resolve each other by service name (apt-get install golang-github-containernetworking-plugin-dnsname)"
 
-started=$(date +%s)
-step "base image"
-"$ROOT/docker/test/base-image.sh"
+# Heavy steps take the shared lock one at a time (a shared 2-core host: builds and the stack must
+# not run beside other heavy jobs), so no single hold is much longer than its step.
+LOCK=${RECSERVE_HEAVY_LOCK:-/tmp/recserve-heavy.lock}
+heavy() { local limit=$1; shift; flock "$LOCK" timeout "$limit" "$@"; }
 
-step "stand-in images from Debian packages"
-podman build -q --network host --format docker -f docker/test/Dockerfile.python -t "$PYTHON_BASE" docker/test >/dev/null
-podman build -q --network host --format docker -f docker/test/Dockerfile.tools -t "$TOOLS" docker/test >/dev/null
+started=$(date +%s)
+step "base images (debootstrapped Debian, python, redis/prometheus/haproxy, postgres; cached in ${RECSERVE_CACHE_DIR:-/var/cache/recserve})"
+"$ROOT/docker/test/base-image.sh" || fail "base images (docker/test/base-image.sh; it locks its builds itself)"
 
 # The CPU torch wheel lies in pip's configured find-links on this machine; a build cannot see it,
 # so it goes into the build context's wheelhouse/ (gitignored).
@@ -53,12 +53,14 @@ step "project image ($IMAGE) from the Dockerfile, base $PYTHON_BASE"
 # The index for torch is PyPI here (download.pytorch.org is unreachable); the +cpu wheel in
 # wheelhouse/ wins over PyPI's 2.13.0 because pip prefers the higher version and 2.13.0+cpu sorts
 # above 2.13.0. The stack test checks the image really holds the +cpu build.
-podman build --network host --format docker \
+heavy 900 podman build --network host --format docker \
   --build-arg BASE_IMAGE="$PYTHON_BASE" \
   --build-arg TORCH_INDEX_URL=https://pypi.org/simple \
   --build-arg PIP_CERT=/wheelhouse/ca-certificates.crt \
   -t "$IMAGE" . >/tmp/recserve-test-deploy-build.log 2>&1 \
   || { tail -n 40 /tmp/recserve-test-deploy-build.log >&2; fail "podman build of the Dockerfile (log: /tmp/recserve-test-deploy-build.log)"; }
+# Earlier builds of the image, now untagged, would pile up in podman's storage run after run.
+podman image prune -f >/dev/null 2>&1 || true
 step "built in $(($(date +%s) - started)) s so far"
 
 sock_dir=$(mktemp -d /tmp/recserve-podman.XXXXXX)
@@ -78,6 +80,6 @@ for _ in $(seq 100); do [[ -S $SOCK ]] && break; sleep 0.1; done
 [[ -S $SOCK ]] || fail "podman system service did not create $SOCK: $(cat "$sock_dir/service.log")"
 
 step "compose stack"
-RECSERVE_STACK_DOCKER_HOST="unix://$SOCK" RECSERVE_STACK_IMAGE="$IMAGE" \
+heavy 900 env RECSERVE_STACK_DOCKER_HOST="unix://$SOCK" RECSERVE_STACK_IMAGE="$IMAGE" \
   "$PY" -m pytest tests/deploy/test_compose_stack.py -p no:cacheprovider -x -rA -s
 step "passed in $(($(date +%s) - started)) s"

@@ -33,6 +33,12 @@ DOCKER_HOST = os.environ.get("RECSERVE_STACK_DOCKER_HOST")
 IMAGE = os.environ.get("RECSERVE_STACK_IMAGE", "localhost/recserve:latest")
 PROJECT = "recserve-test-deploy"
 REPLICAS = 3
+# compose requires RECSERVE_API_KEYS; every list request sends one. HAProxy limits each key to 1,000
+# requests per 10 s (docker/haproxy/haproxy.cfg): the load of the stop test uses one key per client,
+# each paced under that limit.
+API_KEYS = [secrets.token_hex(24) for _ in range(5)]
+KEYED = {"X-API-Key": API_KEYS[0]}
+LOAD_RPS_PER_KEY = 50
 COMPOSE_FILES = ["-f", "docker-compose.yml", "-f", "docker/test/compose.podman.yml"]
 
 pytestmark = [
@@ -105,6 +111,8 @@ def stack() -> Iterator[Stack]:
     api, stats, prom = free_port(), free_port(), free_port()
     env = {
         **os.environ,
+        "RECSERVE_API_KEYS": ",".join(API_KEYS),
+        "POSTGRES_PASSWORD": secrets.token_urlsafe(16),
         "DOCKER_HOST": DOCKER_HOST or "",
         "COMPOSE_HTTP_TIMEOUT": "600",
         "GRAFANA_ADMIN_PASSWORD": secrets.token_urlsafe(16),
@@ -179,7 +187,7 @@ def test_every_api_replica_is_healthy_by_the_dockerfile_healthcheck(stack: Stack
 
 
 def test_hardening_is_in_effect_in_every_running_container(stack: Stack) -> None:
-    for service in ("redis", "api", "lb", "prometheus"):
+    for service in ("redis", "api", "lb", "prometheus", "postgres", "retrain"):
         for cid in stack.containers(service):
             info = stack.inspect(cid)
             host = info["HostConfig"]
@@ -207,9 +215,9 @@ def test_traffic_through_haproxy_reaches_every_replica_and_is_answered_from_the_
     )
     served: Counter[str] = Counter()
     sources: Counter[str] = Counter()
-    with httpx.Client(base_url=stack.lb, timeout=10) as http:
+    with httpx.Client(base_url=stack.lb, timeout=10, headers=KEYED) as http:
         _wait(lambda: http.get("/readyz").status_code == 200, "HAProxy forwarding", 60, stack)
-        _wait(lambda: len(_up_servers(stack)) == REPLICAS, f"{REPLICAS} replicas UP in HAProxy", 60, stack)
+        _wait(lambda: _all_up(stack), f"{REPLICAS} replicas UP in HAProxy", 120, stack)
         for i in range(300):
             resp = http.get("/recommend", params={"user_id": f"u{i}", "k": 10})
             assert resp.status_code == 200, resp.text
@@ -220,10 +228,53 @@ def test_traffic_through_haproxy_reaches_every_replica_and_is_answered_from_the_
     assert sources["cache"] >= 250, sources  # every default request of a known user is precomputed
 
 
+def test_feedback_through_one_replica_is_seen_by_every_replica(stack: Stack) -> None:
+    """Nothing sticky: the fresh-feedback state lives in the stack's Redis (docs/feedback.md), so
+    an item clicked through one replica leaves the user's answers on every replica at once."""
+    user = "u7"
+    served: Counter[str] = Counter()
+    with httpx.Client(base_url=stack.lb, timeout=10, headers=KEYED) as http:
+        top = http.get("/recommend", params={"user_id": user, "k": 10}).json()["items"][0]["item_id"]
+        event = {"user_id": user, "item_id": top, "type": "click"}
+        accepted = http.post("/feedback", json=event)
+        assert accepted.status_code in (200, 201, 202), accepted.text
+        for _ in range(6 * REPLICAS):  # round robin: every replica answers several times
+            resp = http.get("/recommend", params={"user_id": user, "k": 10})
+            assert resp.status_code == 200, resp.text
+            served[resp.headers["X-Served-By"]] += 1
+            assert top not in [i["item_id"] for i in resp.json()["items"]], resp.headers["X-Served-By"]
+    assert len(served) == REPLICAS, served
+
+
+# The server slots of `server-template api 10`: the BACKEND row of the stats is "UP" too and must
+# not be counted as a replica.
+_SLOTS = {f"api{i}" for i in range(1, 11)}
+
+
+def _all_up(stack: Stack) -> bool:
+    """True once REPLICAS servers are UP; else an AssertionError naming every resolved server's
+    state, its last check and HAProxy's own log lines about servers (the failure message)."""
+    text = httpx.get(f"{stack.lb_stats}/stats;csv", timeout=5).text.lstrip("# ")
+    rows = [r for r in csv.DictReader(io.StringIO(text)) if r["pxname"] == "api" and r["svname"] in _SLOTS]
+    up = [r for r in rows if r["status"] == "UP"]
+    if len(up) == REPLICAS:
+        return True
+    states = [
+        (r["svname"], r["status"], r["check_status"], r["check_desc"])
+        for r in rows
+        if r["status"] != "MAINT (resolution)"
+    ]
+    logs = stack.compose("logs", "--no-color", "lb").stdout.splitlines()
+    lb = [x for x in logs if "api/" in x or "Server" in x]
+    raise AssertionError(f"{states}; lb: {lb[-20:]}")
+
+
 def _up_servers(stack: Stack) -> list[str]:
     text = httpx.get(f"{stack.lb_stats}/stats;csv", timeout=5).text.lstrip("# ")
     rows = csv.DictReader(io.StringIO(text))
-    return [r["svname"] for r in rows if r["pxname"] == "api" and r["status"] == "UP"]
+    return [
+        r["svname"] for r in rows if r["pxname"] == "api" and r["svname"] in _SLOTS and r["status"] == "UP"
+    ]
 
 
 def test_prometheus_scrapes_every_replica(stack: Stack) -> None:
@@ -245,6 +296,15 @@ def test_prometheus_scrapes_every_replica(stack: Stack) -> None:
         timeout=5,
     ).json()["data"]["result"]
     print(f"\napi RSS per replica (MB): {sorted(round(float(r['value'][1]) / 1e6) for r in rss)}")
+    # ... and the served bundle's size on disk: the second model a hot swap briefly holds.
+    api = stack.containers("api")[0]
+    bundle = podman("exec", api, "sh", "-c", 'du -sk "/store/versions/$(cat /store/CURRENT)"')
+    print(f"served bundle on disk: {bundle.stdout.strip() or bundle.stderr.strip()} (kB)")
+    # the peak memory of each replica's cgroup so far, as its limit sees it (cgroup v1 or v2)
+    for cid in stack.containers("api"):
+        v2, v1 = "/sys/fs/cgroup/memory.peak", "/sys/fs/cgroup/memory/memory.max_usage_in_bytes"
+        peak = podman("exec", cid, "sh", "-c", f"cat {v2} 2>/dev/null || cat {v1}")
+        print(f"api {cid[:12]} cgroup peak memory (bytes): {peak.stdout.strip() or peak.stderr.strip()}")
 
 
 def test_stopping_an_api_container_under_load_fails_no_request(stack: Stack) -> None:
@@ -254,9 +314,9 @@ def test_stopping_an_api_container_under_load_fails_no_request(stack: Stack) -> 
     lock = threading.Lock()
 
     def client(offset: int) -> None:
-        with httpx.Client(base_url=stack.lb, timeout=15) as http:
+        with httpx.Client(base_url=stack.lb, timeout=15, headers={"X-API-Key": API_KEYS[1 + offset]}) as http:
             i = offset
-            while not stop_load.is_set():
+            while not stop_load.wait(1 / LOAD_RPS_PER_KEY):
                 try:
                     r = http.get("/recommend", params={"user_id": f"u{i % 1000}", "k": 10})
                     outcome = (time.monotonic(), r.status_code, r.headers.get("X-Served-By", ""))

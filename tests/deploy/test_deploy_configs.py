@@ -298,3 +298,15 @@ def test_metric_name_extraction() -> None:
         " / sum(rate(b_total[5m])) or vector(0)"
     )
     assert metric_names(expr) == {"a_bucket", "b_total"}
+
+
+def test_the_build_context_lets_in_every_package_the_project_installs() -> None:
+    """.dockerignore is an allow-list: a package pyproject.toml installs but the list leaves out
+    is missing from the image, and the build's import check fails (eventstore was, once)."""
+    import tomllib
+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    packages = {p.rstrip("*") for p in project["tool"]["setuptools"]["packages"]["find"]["include"]}
+    lines = (ROOT / ".dockerignore").read_text().splitlines()
+    allowed = {line[1:].strip("/") for line in lines if line.startswith("!")}
+    assert packages <= allowed, f"not in .dockerignore's allow-list: {sorted(packages - allowed)}"

@@ -152,7 +152,16 @@ def test_settings_come_from_the_configmap_and_secrets() -> None:
                 assert {"configMapRef": {"name": config["metadata"]["name"]}} in c["envFrom"], name
     (api,) = _pod_spec(objs[("Deployment", "recserve-api")])["containers"]
     secrets = {e["name"]: e["valueFrom"]["secretKeyRef"]["name"] for e in api["env"] if "valueFrom" in e}
-    assert secrets == {"RECSERVE_ADMIN_TOKEN": "recserve-secrets", "RECSERVE_API_KEYS": "recserve-secrets"}
+    assert secrets == {
+        "RECSERVE_ADMIN_TOKEN": "recserve-secrets",
+        "RECSERVE_API_KEYS": "recserve-secrets",
+        "RECSERVE_DATABASE_URL": "recserve-secrets",  # carries a password; shared with retrain
+    }
+    retrain = _pod_spec(objs[("CronJob", "recserve-retrain")])["containers"][0]
+    assert {
+        "name": "RECSERVE_DATABASE_URL",
+        "valueFrom": {"secretKeyRef": {"name": "recserve-secrets", "key": "database-url"}},
+    } in retrain["env"]
 
 
 def test_cronjobs_run_retrain_and_precompute() -> None:

@@ -189,12 +189,6 @@ def _failures(answers: list[Answer]) -> list[Answer]:
     return [a for a in answers if a.error is not None or a.status != 200]
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="known open failure (issue 18): on a loaded 2-core machine about 1 request in 3,000 comes "
-    "back as 'server disconnected without a response' at the kill; passed once after the merge, "
-    "failed 3 times under load; under investigation, not hidden: the test still runs and reports",
-)
 def test_killing_a_replica_loses_no_request_and_all_replicas_converge_on_a_new_model(
     cluster: Cluster,
 ) -> None:
