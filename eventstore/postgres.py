@@ -31,11 +31,10 @@ from eventstore.rollup import (
     DEFAULT_MAX_FOLD,
     POSTGRES_HOUR,
     POSTGRES_VERSION,
+    FoldSQL,
     HourlyCounts,
     add_served_sql,
-    chunk_end_sql,
-    fold_sql,
-    window_sql,
+    fold_and_read,
 )
 from eventstore.store import redact
 
@@ -43,10 +42,8 @@ _INSERT = (
     "INSERT INTO events (event_id, user_id, item_id, type, ts, received_at, recomm_id, weight) "
     "VALUES (%s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT (event_id) DO NOTHING RETURNING seq"
 )
-_FOLD = fold_sql(POSTGRES_HOUR, POSTGRES_VERSION, "%s")
+_ROLLUP = FoldSQL.of(POSTGRES_HOUR, POSTGRES_VERSION, "%s")
 _ADD_SERVED = add_served_sql("%s")
-_CHUNK_END = chunk_end_sql("%s")
-_WINDOW_EVENTS, _WINDOW_SERVED = window_sql("%s")
 _COLUMNS = "seq, event_id, user_id, item_id, type, ts, received_at, recomm_id, weight"
 
 
@@ -194,22 +191,7 @@ class PostgresEventStore:
         with self._transaction() as cur:
             row = cur.execute("SELECT folded_seq FROM event_rollup_state FOR UPDATE").fetchone()
             folded = int(row[0])
-            if watermark > folded:
-                end = cur.execute(_CHUNK_END, (folded, watermark, max_fold - 1)).fetchone()
-                upto = watermark if end is None else int(end[0])
-                cur.execute(_FOLD, (folded, upto))
-                cur.execute("UPDATE event_rollup_state SET folded_seq = %s", (upto,))
-                folded = upto
-            events = cur.execute(_WINDOW_EVENTS, (first_hour, last_hour)).fetchall()
-            served = cur.execute(_WINDOW_SERVED, (first_hour, last_hour)).fetchall()
-        return HourlyCounts(
-            first_hour,
-            last_hour,
-            tuple((int(h), t, v, int(n)) for h, t, v, n in events),
-            tuple((int(h), v, int(n)) for h, v, n in served),
-            folded,
-            max(watermark, folded),  # another replica may have folded past our watermark meanwhile
-        )
+            return fold_and_read(cur, _ROLLUP, folded, watermark, first_hour, last_hour, max_fold)
 
     @contextlib.contextmanager
     def retrain_lock(self) -> Iterator[None]:

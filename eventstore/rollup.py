@@ -24,6 +24,7 @@ one in another format. The format check is a pattern in SQL, so the store needs 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 HOUR_S = 3600
 NO_RECOMM_ID = ""
@@ -79,6 +80,56 @@ def window_sql(placeholder: str) -> tuple[str, str]:
     return (
         f"SELECT hour, type, model_version, n FROM event_counts_hourly WHERE hour >= {p} AND hour <= {p}",
         f"SELECT hour, model_version, n FROM lists_served_hourly WHERE hour >= {p} AND hour <= {p}",
+    )
+
+
+@dataclass(frozen=True)
+class FoldSQL:
+    """One dialect's statements for :func:`fold_and_read` (the SQL above, with its placeholder)."""
+
+    chunk_end: str
+    fold: str
+    set_folded: str
+    window_events: str
+    window_served: str
+
+    @classmethod
+    def of(cls, hour: str, version: str, placeholder: str) -> FoldSQL:
+        window_events, window_served = window_sql(placeholder)
+        return cls(
+            chunk_end_sql(placeholder),
+            fold_sql(hour, version, placeholder),
+            f"UPDATE event_rollup_state SET folded_seq = {placeholder}",
+            window_events,
+            window_served,
+        )
+
+
+def fold_and_read(
+    db: Any, sql: FoldSQL, folded: int, watermark: int, first_hour: int, last_hour: int, max_fold: int
+) -> HourlyCounts:
+    """Fold at most ``max_fold`` events after ``folded`` (up to ``watermark``) into the hourly
+    counts, then read hours ``first_hour..last_hour``; ``db`` is a DB-API cursor or SQLite
+    connection inside the caller's transaction, which holds the state row (the backends say how).
+
+    The returned watermark is at least the fold point: another replica may have folded past the
+    caller's watermark meanwhile (PostgreSQL reads it before its transaction).
+    """
+    if watermark > folded:
+        end = db.execute(sql.chunk_end, (folded, watermark, max_fold - 1)).fetchone()
+        upto = watermark if end is None else int(end[0])
+        db.execute(sql.fold, (folded, upto))
+        db.execute(sql.set_folded, (upto,))
+        folded = upto
+    events = db.execute(sql.window_events, (first_hour, last_hour)).fetchall()
+    served = db.execute(sql.window_served, (first_hour, last_hour)).fetchall()
+    return HourlyCounts(
+        first_hour,
+        last_hour,
+        tuple((int(h), t, v, int(n)) for h, t, v, n in events),
+        tuple((int(h), v, int(n)) for h, v, n in served),
+        folded,
+        max(watermark, folded),
     )
 
 

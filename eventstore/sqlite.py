@@ -23,21 +23,18 @@ from eventstore.rollup import (
     DEFAULT_MAX_FOLD,
     SQLITE_HOUR,
     SQLITE_VERSION,
+    FoldSQL,
     HourlyCounts,
     add_served_sql,
-    chunk_end_sql,
-    fold_sql,
-    window_sql,
+    fold_and_read,
 )
 
 _INSERT = (
     "INSERT INTO events (event_id, user_id, item_id, type, ts, received_at, recomm_id, weight) "
     "VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (event_id) DO NOTHING RETURNING seq"
 )
-_FOLD = fold_sql(SQLITE_HOUR, SQLITE_VERSION, "?")
+_ROLLUP = FoldSQL.of(SQLITE_HOUR, SQLITE_VERSION, "?")
 _ADD_SERVED = add_served_sql("?")
-_CHUNK_END = chunk_end_sql("?")
-_WINDOW_EVENTS, _WINDOW_SERVED = window_sql("?")
 _COLUMNS = "seq, event_id, user_id, item_id, type, ts, received_at, recomm_id, weight"
 
 
@@ -187,22 +184,7 @@ class SQLiteEventStore:
         with self._transaction() as conn:
             folded = int(conn.execute("SELECT folded_seq FROM event_rollup_state").fetchone()[0])
             watermark = int(conn.execute("SELECT COALESCE(MAX(seq), 0) FROM events").fetchone()[0])
-            if watermark > folded:
-                end = conn.execute(_CHUNK_END, (folded, watermark, max_fold - 1)).fetchone()
-                upto = watermark if end is None else int(end[0])
-                conn.execute(_FOLD, (folded, upto))
-                conn.execute("UPDATE event_rollup_state SET folded_seq = ?", (upto,))
-                folded = upto
-            events = conn.execute(_WINDOW_EVENTS, (first_hour, last_hour)).fetchall()
-            served = conn.execute(_WINDOW_SERVED, (first_hour, last_hour)).fetchall()
-        return HourlyCounts(
-            first_hour,
-            last_hour,
-            tuple((int(h), t, v, int(n)) for h, t, v, n in events),
-            tuple((int(h), v, int(n)) for h, v, n in served),
-            folded,
-            watermark,
-        )
+            return fold_and_read(conn, _ROLLUP, folded, watermark, first_hour, last_hour, max_fold)
 
     @contextlib.contextmanager
     def retrain_lock(self) -> Iterator[None]:
