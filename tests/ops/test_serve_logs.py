@@ -6,12 +6,13 @@ import json
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import httpx
 import pytest
 from deploy.helpers import free_port, stop
+
+from tests.ops.serve_support import wait_until_ready
 
 pytestmark = pytest.mark.slow
 
@@ -37,15 +38,7 @@ def test_serve_logs_json_lines_with_request_ids(published_store: Path, tmp_path:
         proc = subprocess.Popen(cmd, cwd=tmp_path, env=env, stdout=out, stderr=out)
     try:
         base = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 120
-        while True:
-            assert proc.poll() is None, log.read_text()[-3000:]
-            assert time.monotonic() < deadline, "server not ready in 120 s"
-            try:
-                if httpx.get(f"{base}/readyz", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                time.sleep(0.2)
+        wait_until_ready(proc, base, log)
         resp = httpx.get(
             f"{base}/similar-items", params={"item_id": "no-such-item"}, headers={"X-Request-ID": "cli-1"}
         )

@@ -16,6 +16,7 @@ from prometheus_client.mmap_dict import MmapedDict, mmap_key
 
 from benchmarks.procs import proc_cpu_seconds, proc_pss_mb
 from model_store import LocalStore
+from tests.ops.serve_support import wait_until_ready
 
 pytestmark = pytest.mark.slow
 LABELS = ["endpoint", "method", "status"]
@@ -70,15 +71,7 @@ def test_two_workers_metrics_add_up(published_store: Path, tmp_path: Path) -> No
     item = model.item_ids.external(0)
     try:
         base = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 120
-        while True:
-            assert proc.poll() is None, log.read_text()[-3000:]
-            assert time.monotonic() < deadline, "server not ready in 120 s"
-            try:
-                if httpx.get(f"{base}/readyz", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                time.sleep(0.2)
+        wait_until_ready(proc, base, log)
         assert not (prom / "counter_999999.db").exists()  # emptied at start
         sent = 0
         # A new connection per request: the kernel hands them to either worker. Keep going until

@@ -17,6 +17,7 @@ from deploy.helpers import free_port, stop
 
 from benchmarks.tracing_cost import OTLPSink
 from model_store import LocalStore
+from tests.ops.serve_support import wait_until_ready
 
 pytestmark = pytest.mark.slow
 
@@ -50,15 +51,7 @@ def test_each_worker_exports_its_own_spans(
         proc = subprocess.Popen(cmd, cwd=tmp_path, env=env, stdout=out, stderr=out)
     try:
         base = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 120
-        while True:
-            assert proc.poll() is None, log.read_text()[-3000:]
-            assert time.monotonic() < deadline, "server not ready in 120 s"
-            try:
-                if httpx.get(f"{base}/readyz", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                time.sleep(0.2)
+        wait_until_ready(proc, base, log)
         ids = set()
         # A new connection per request: the kernel hands them to either worker. Bounded.
         for sent in range(400):
