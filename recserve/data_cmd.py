@@ -55,6 +55,23 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--epochs", type=int, default=20, help="MF epochs (default 20)")
     g.add_argument("--dim", type=int, default=64, help="embedding dimension (default 64)")
     g.add_argument("--ranker-epochs", type=int, default=20, help="at most (early-stopped; default 20)")
+    g.add_argument(
+        "--ranker-lists", type=int, default=50_000,
+        help="the ranker learns on the candidate lists of at most this many users (a seeded sample; "
+        "default 50000): its rows take N x candidates x features x 4 bytes",
+    )  # fmt: skip
+    g.add_argument(
+        "--eval-users", type=int, default=50_000,
+        help="test metrics on a seeded sample of at most this many test users (default 50000)",
+    )  # fmt: skip
+    g.add_argument(
+        "--max-batches", type=int, default=None,
+        help="stop each MF epoch after N batches (memory and smoke runs at scale; not for a real model)",
+    )  # fmt: skip
+    g.add_argument(
+        "--ef-construction", type=int, default=None,
+        help="HNSW build beam (default: the production default; lower builds faster, same memory)",
+    )  # fmt: skip
 
 
 def _spec(args: argparse.Namespace, path: str) -> Any:
@@ -146,8 +163,12 @@ def format_report(r: dict[str, Any]) -> str:
 def _train_file(args: argparse.Namespace) -> int:
     from training.ingest.reader import DataError
 
-    if min(args.k, args.epochs, args.dim, args.ranker_epochs) < 1:
-        raise UsageError("--k, --epochs, --dim and --ranker-epochs must be >= 1")
+    sizes = (args.k, args.epochs, args.dim, args.ranker_epochs, args.ranker_lists, args.eval_users)
+    if min(sizes) < 1 or min(args.max_batches or 1, args.ef_construction or 1) < 1:
+        raise UsageError(
+            "--k, --epochs, --dim, --ranker-epochs, --ranker-lists, --eval-users, --max-batches "
+            "and --ef-construction must be >= 1"
+        )
     try:
         from training.ingest.build import check_trainable, file_train_config, load_interactions
 
@@ -162,6 +183,10 @@ def _train_file(args: argparse.Namespace) -> int:
     out = human_out(args)  # under --json, stdout is the JSON alone
     print(format_report(report), file=out)
     config = file_train_config(args.seed, args.loss, args.k, args.epochs, args.dim, args.ranker_epochs)
+    config.ranker_max_lists, config.eval_max_users = args.ranker_lists, args.eval_users
+    config.mf.max_batches = args.max_batches
+    if args.ef_construction is not None:
+        config.hnsw.ef_construction = args.ef_construction
     uri = _store_uri(args.store)
     print(
         f"training: {data.n_users} users, {data.n_items} items, MF loss {args.loss}, {args.epochs} epochs",

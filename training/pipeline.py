@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from tqdm import tqdm
 
 from model_store.manifest import new_version_id
 from model_store.store import ModelStore
@@ -29,8 +30,8 @@ from recommender.strategies import Strategy
 from training.cooc import build_cooc
 from training.data import InteractionData, csr_from_pairs, split_last_fraction, user_tag_profile
 from training.metrics import evaluate_lists, test_sets
-from training.mf import MFConfig, train_mf
-from training.ranker_train import RankerConfig, train_ranker
+from training.mf import MFConfig, MFResult, train_mf
+from training.ranker_train import RankerConfig, normalisation, sample_label_users, train_ranker
 
 
 @dataclass
@@ -53,6 +54,15 @@ class TrainConfig:
     # (``recommender/cooc.py``). 0 = off; ``cooc_history`` bounds the pairs one user adds.
     cooc_neighbours: int = 0
     cooc_history: int = 50
+    # Memory bounds at catalogue scale (200k users x 1M items): the ranker learns on the lists of
+    # at most ``ranker_max_lists`` users (a seeded uniform sample; ML-100K and Health have fewer
+    # users, so all), built ``list_chunk`` users at a time, so the ranker's rows take at most
+    # ranker_max_lists x n_candidates x n_features x 4 bytes (50,000 x 200 x 6 x 4 = 240 MB with
+    # no side files). ``eval_max_users``: test metrics on a seeded sample of that many test
+    # users (None: all of them).
+    ranker_max_lists: int | None = 50_000
+    list_chunk: int = 1024
+    eval_max_users: int | None = None
     seed: int = 0
     # Small models train fastest single-threaded; more threads mostly add contention on 2 cores.
     threads: int = 1
@@ -181,47 +191,78 @@ def fill_cold_users(model: RecommenderModel, data: InteractionData, train_users:
 
 
 def candidate_lists(
-    model: RecommenderModel, label_users: np.ndarray, label_items: np.ndarray
+    model: RecommenderModel,
+    label_users: np.ndarray,
+    label_items: np.ndarray,
+    chunk: int = 1024,
+    progress: bool = False,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Raw feature rows (L, C, F), labels (L, C) and validity (L, C) for users with labels.
 
     The candidates are the ones serving ranks: the model's own query builder and retriever,
-    each user's training items excluded, C = ``model.n_candidates``.
+    each user's training items excluded, C = ``model.n_candidates``. Users are retrieved and
+    assembled ``chunk`` at a time into the preallocated output, so the intermediate gathers
+    (each candidate's embedding row: C x dim floats per user) never exist for every user at once.
     """
     labels_by_user = test_sets(label_users, label_items)
     users = np.array(sorted(labels_by_user), dtype=np.int64)
     stages = model.stages
-    emb, feats, profiles = stages.queries.known(users)
-    cand, cscore, valid = stages.retriever.retrieve(
-        emb, model.n_candidates, [stages.queries.seen(int(u)) for u in users]
-    )
-    labels = np.zeros(cand.shape, np.float32)
-    for r, u in enumerate(users.tolist()):
-        labels[r] = np.isin(cand[r], list(labels_by_user[u]))
-    histories = [stages.queries.seen(int(u)) for u in users]  # what PersonalizedStrategy passes
-    rows = model.features.assemble(feats, profiles, cand, cscore, normalise=False, histories=histories)
+    c = min(model.n_candidates, model.n_items)  # what the retriever returns per user
+    rows = np.empty((len(users), c, model.features.n_features), np.float32)
+    labels = np.zeros((len(users), c), np.float32)
+    valid = np.zeros((len(users), c), bool)
+    bar = tqdm(total=len(users), desc="ranker lists", unit="user", disable=not progress, leave=False)
+    for b in range(0, len(users), chunk):
+        part = users[b : b + chunk]
+        emb, feats, profiles = stages.queries.known(part)
+        histories = [stages.queries.seen(int(u)) for u in part]  # what PersonalizedStrategy passes
+        cand, cscore, ok = stages.retriever.retrieve(emb, model.n_candidates, histories)
+        for r, u in enumerate(part.tolist()):
+            labels[b + r] = np.isin(cand[r], list(labels_by_user[u]))
+        valid[b : b + len(part)] = ok
+        rows[b : b + len(part)] = model.features.assemble(
+            feats, profiles, cand, cscore, normalise=False, histories=histories
+        )
+        bar.update(len(part))
+    bar.close()
     return rows, labels, valid
 
 
 def evaluate_model(
-    model: RecommenderModel, data: InteractionData, ks: tuple[int, ...] = (10, 20)
+    model: RecommenderModel,
+    data: InteractionData,
+    ks: tuple[int, ...] = (10, 20),
+    max_users: int | None = None,
+    seed: int = 0,
+    progress: bool = False,
 ) -> dict[str, Any]:
     """Test metrics for popularity, retrieval only and two-stage, all through the serving code.
 
     Each is a strategy of the model, called as the service calls it (training items excluded):
     popularity with each user's training items as the subject's own, the personalized
     strategy ranked by retrieval score alone, and the personalized strategy the service
-    serves (only when the bundle has a ranker).
+    serves (only when the bundle has a ranker). With ``max_users``, on a uniform sample (drawn
+    with ``seed``) of at most that many test users; ``eval_users`` says how many.
     """
     test = test_sets(data.test_users, data.test_items)
     users = np.array(sorted(test), dtype=np.int64)
+    if max_users is not None and len(users) > max_users:
+        users = np.sort(np.random.default_rng(seed).choice(users, max_users, replace=False))
+        test = {u: test[u] for u in users.tolist()}
     histories = [model.seen(u) for u in users.tolist()]
+    show = progress and len(users) >= 10_000
     results: dict[str, Any] = {
         "popularity": _eval_strategy(model.strategies.popularity, histories, users, test, ks),
-        "retrieval": _eval_strategy(model.retrieval_strategies.personalized, users, users, test, ks),
+        "retrieval": _eval_strategy(
+            model.retrieval_strategies.personalized, users, users, test, ks, show and "eval retrieval"
+        ),
     }
     if model.ranker is not None:
-        results["two_stage"] = _eval_strategy(model.strategies.personalized, users, users, test, ks)
+        results["two_stage"] = _eval_strategy(
+            model.strategies.personalized, users, users, test, ks, show and "eval two-stage"
+        )
+    if max_users is not None:
+        results["eval_users"] = len(users)
     return results
 
 
@@ -231,10 +272,13 @@ def _eval_strategy(
     users: np.ndarray,
     test: dict[int, set[int]],
     ks: tuple[int, ...],
+    progress: str | bool = False,
 ) -> dict[str, float]:
-    """Metrics of ``strategy``'s top-max(ks) for each user (``subjects[r]`` stands for ``users[r]``)."""
+    """Metrics of ``strategy``'s top-max(ks) for each user (``subjects[r]`` stands for ``users[r]``);
+    ``progress``: the bar's label (False: none)."""
     ranked: dict[int, np.ndarray] = {}
-    for b in range(0, len(users), 256):
+    steps = range(0, len(users), 256)
+    for b in tqdm(steps, desc=str(progress), unit="batch", disable=not progress, leave=False):
         recs = strategy.recommend(subjects[b : b + 256], max(ks))
         for u, rec in zip(users[b : b + 256].tolist(), recs, strict=True):
             ranked[u] = rec.items
@@ -242,9 +286,13 @@ def _eval_strategy(
 
 
 def train_model(
-    data: InteractionData, config: TrainConfig, progress: bool = True
+    data: InteractionData, config: TrainConfig, progress: bool = True, final_mf: MFResult | None = None
 ) -> tuple[RecommenderModel, dict[str, Any]]:
-    """Fit MF + ranker as described in the module docstring; return the model and its metrics."""
+    """Fit MF + ranker as described in the module docstring; return the model and its metrics.
+
+    ``final_mf``: the served MF, when the caller already trained it with ``config.mf`` on all of
+    ``data``'s training interactions (the Health reproduction's SL@20 row), so it is not fitted twice.
+    """
     started = time.perf_counter()
     torch.set_num_threads(config.threads)
     version = new_version_id()
@@ -259,24 +307,38 @@ def train_model(
     stage1 = assemble_model(
         data, ua, ia, mf_a.user_emb, mf_a.item_emb, config, version, None if times is None else times[keep]
     )
-    rows, labels, valid = candidate_lists(stage1, data.train_users[held], data.train_items[held])
-    stage1.features.fit_normalisation(rows[valid])
-    rows = (rows - stage1.features.mean) / stage1.features.std
-    ranker_history: list[float] = []
-    ranker = train_ranker(
-        rows.astype(np.float32), labels, valid, config.ranker, progress=progress, history=ranker_history
+    del mf_a
+    held_users, held_items = sample_label_users(
+        data.train_users[held], data.train_items[held], config.ranker_max_lists, config.seed
     )
+    rows, labels, valid = candidate_lists(stage1, held_users, held_items, config.list_chunk, progress)
+    mean, std = normalisation(rows, valid, config.list_chunk)
+    stage1.features.set_normalisation(mean, std)
+    mean, std = stage1.features.mean, stage1.features.std  # as float32, as serving applies them
+    del stage1  # its HNSW index and feature tables: the final model builds its own
+    rows -= mean  # in place (float32, the same operations as serving's normalise)
+    rows /= std
+    ranker_history: list[float] = []
+    ranker = train_ranker(rows, labels, valid, config.ranker, progress=progress, history=ranker_history)
+    del rows
 
-    mf = train_mf(
-        data.train_users, data.train_items, data.n_users, data.n_items, config.mf, progress=progress
+    mf = (
+        final_mf
+        if final_mf is not None
+        else train_mf(
+            data.train_users, data.train_items, data.n_users, data.n_items, config.mf, progress=progress
+        )
     )
     model = assemble_model(
         data, data.train_users, data.train_items, mf.user_emb, mf.item_emb, config, version, times, ranker
     )
     cold = fill_cold_users(model, data, data.train_users)
-    model.features.set_normalisation(stage1.features.mean, stage1.features.std)
-    metrics = evaluate_model(model, data)
-    metrics["candidate_recall"] = float(labels.sum() / max(1, len(data.train_users[held])))
+    model.features.set_normalisation(mean, std)
+    metrics = evaluate_model(
+        model, data, max_users=config.eval_max_users, seed=config.seed, progress=progress
+    )
+    metrics["candidate_recall"] = float(labels.sum() / max(1, len(held_users)))
+    metrics["ranker_lists"] = len(labels)
     metrics["ranker_val_ndcg@10"] = ranker_history
     metrics["demographic_cold_users"] = len(cold)
     metrics["train_seconds"] = round(time.perf_counter() - started, 2)

@@ -113,3 +113,35 @@ def list_ndcg(
     disc = 1.0 / np.log2(np.arange(2, k + 2))
     ideal = np.array([disc[: int(min(n, k))].sum() for n in labels.sum(axis=1)])
     return float(np.mean((gains * disc).sum(axis=1) / ideal))
+
+
+def sample_label_users(
+    users: np.ndarray, items: np.ndarray, max_users: int | None, seed: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """The (user, item) label pairs of at most ``max_users`` users (a uniform sample drawn with
+    ``seed``; all pairs when there are fewer users)."""
+    distinct = np.unique(users)
+    if max_users is None or len(distinct) <= max_users:
+        return users, items
+    chosen = np.random.default_rng(seed).choice(distinct, max_users, replace=False)
+    keep = np.isin(users, chosen)
+    return users[keep], items[keep]
+
+
+def normalisation(rows: np.ndarray, valid: np.ndarray, chunk: int = 1024) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and std (std 1 where below 1e-6) over the valid rows, as ``fit_normalisation``
+    computes them, in two float64 passes over ``chunk`` lists at a time instead of one float64
+    copy of every row."""
+    n_feat = rows.shape[-1]
+    total, count = np.zeros(n_feat), 0
+    for b in range(0, len(rows), chunk):
+        sel = rows[b : b + chunk][valid[b : b + chunk]].astype(np.float64)
+        total += sel.sum(axis=0)
+        count += len(sel)
+    mean = total / max(count, 1)
+    squares = np.zeros(n_feat)
+    for b in range(0, len(rows), chunk):
+        sel = rows[b : b + chunk][valid[b : b + chunk]].astype(np.float64)
+        squares += ((sel - mean) ** 2).sum(axis=0)
+    std = np.sqrt(squares / max(count, 1))
+    return mean, np.where(std > 1e-6, std, 1.0)

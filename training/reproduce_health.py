@@ -1,4 +1,4 @@
-"""Reproduce the SL@K paper's MF rows (BPR, SL, SL@20) on Amazon2014-Health.
+"""Reproduce the SL@K paper's MF rows (BPR, SL, SL@20) on Amazon2014-Health, with the two-stage row.
 
 ``python -m training.reproduce_health --seeds 3 [--json]`` trains every loss for each seed on the full
 training split with the fixed hyper-parameters in :data:`CHOSEN`, evaluates on test, prints a table next to
@@ -41,6 +41,7 @@ PEER_LABELS = {
     "als": "implicit ALS (peer)",
     "bpr": "implicit BPR (peer)",
 }  # training.peers, chosen on validation
+TWO_STAGE_LABEL = "two-stage (SL@20 → HNSW → ranker)"  # training.health_two_stage
 
 # Shared recipe (authors' run_nni.py): dim 64, batch 1024, Adam, no weight decay, 1000 negatives.
 COMMON: dict[str, object] = {"dim": 64, "batch_size": 1024, "weight_decay": 0.0}
@@ -85,6 +86,8 @@ def run(
     progress: bool = False,
     write: bool = True,
     peers: bool = True,
+    two_stage: bool = True,
+    workers: int = 1,
 ) -> dict:
     """Train every loss for ``seeds`` seeds on the full train split, evaluate on test, report and save.
 
@@ -92,47 +95,35 @@ def run(
     same machine load. Returns the JSON-able summary; with ``as_json`` it is the only thing on stdout (the
     per-seed lines and the table go to stderr), so the output pipes into ``jq``.
     """
-    import torch
-
     from training import peers as peer_lib
-    from training.metrics import evaluate_exact_retrieval, evaluate_full_ranking
-    from training.mf import train_mf
+    from training.health_two_stage import run_seed
 
     human = sys.stderr if as_json else sys.stdout
-    torch.set_num_threads(1)  # shared 2-core machine: one training at a time, one thread
     started = time.perf_counter()
     data = load_health(data_dir)
 
-    def test_eval(user_emb: np.ndarray, item_emb: np.ndarray) -> dict[str, float]:
-        return evaluate_full_ranking(
-            user_emb, item_emb, data.train_users, data.train_items, data.test_users, data.test_items, ks=(20,)
-        )
-
-    per_seed: dict[str, list[dict[str, float]]] = {loss: [] for loss in LOSSES}
+    per_seed: dict[str, list[dict[str, float]]] = {loss: [] for loss in (*LOSSES, "two_stage")}
     curves: dict[str, list[list[float]]] = {loss: [] for loss in LOSSES}
-    for seed in range(seeds):
-        for loss in LOSSES:
-            config = make_config(loss, seed)
-            result = train_mf(
-                data.train_users, data.train_items, data.n_users, data.n_items, config, test_eval, progress
-            )
-            final = evaluate_exact_retrieval(  # the service's stages, exact index
-                result.user_emb,
-                result.item_emb,
-                data.train_users,
-                data.train_items,
-                data.test_users,
-                data.test_items,
-            )
-            secs = float(np.mean([h["seconds"] for h in result.history]))
-            per_seed[loss].append({**final, "seconds_per_epoch": secs})
-            curves[loss].append([h["ndcg@20"] for h in result.history])
+    jobs = [(seed, data_dir, progress and workers == 1, two_stage) for seed in range(seeds)]
+    if workers > 1:  # each seed in its own process, one torch thread each: the same figures
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+
+        with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+            results = list(pool.map(run_seed, *zip(*jobs, strict=True)))
+    else:
+        results = [run_seed(*job) for job in jobs]
+    for seed, (rows, seed_curves) in enumerate(results):
+        for name, final in rows.items():
+            per_seed[name].append(final)
+            label = LABELS.get(name, "two-stage")
             print(
-                f"seed {seed} {LABELS[loss]:6s} recall@20={final['recall@20']:.4f} "
-                f"ndcg@20={final['ndcg@20']:.4f} ({secs:.2f} s/epoch)",
+                f"seed {seed} {label:9s} recall@20={final['recall@20']:.4f} ndcg@20={final['ndcg@20']:.4f}",
                 file=human,
                 flush=True,
             )
+        for loss in LOSSES:
+            curves[loss].append(seed_curves[loss])
 
     summary: dict = {}
     for loss in LOSSES:
@@ -160,6 +151,9 @@ def run(
         for a, b in zip(summary["slatk"]["ndcg@20_per_seed"], summary["sl"]["ndcg@20_per_seed"], strict=True)
     )
     summary["seeds"] = seeds
+    summary["workers"] = workers
+    if per_seed["two_stage"]:
+        summary["two_stage"] = _two_stage_summary(per_seed["two_stage"])
     if peers and peer_lib.available():  # same split and metric; choices on the seed-0 validation slice
         split = split_validation(data.train_users, data.train_items, fraction=0.1, seed=0)
         train, test = (data.train_users, data.train_items), (data.test_users, data.test_items)
@@ -182,6 +176,16 @@ def run(
     return summary
 
 
+def _two_stage_summary(rows: list[dict[str, float]]) -> dict:
+    """Mean, sample std and per-seed values of every two-stage figure."""
+    out: dict = {}
+    for key in rows[0]:
+        values = [r[key] for r in rows]
+        out[key], out[f"{key}_std"] = _mean_std(values)
+        out[f"{key}_per_seed"] = values
+    return out
+
+
 def format_table(summary: dict) -> str:
     """Markdown table: ours (mean ± std over seeds) next to the paper's MF figures."""
     lines = [
@@ -198,6 +202,12 @@ def format_table(summary: dict) -> str:
             f"{s['ndcg@20']:.4f} ± {s['ndcg@20_std']:.4f} | {PAPER[loss][0]:.4f} | {PAPER[loss][1]:.4f} | "
             f"{gap_r:+.1f}% / {gap_n:+.1f}% | "
             f"{s['seconds_per_epoch']:.2f} |"
+        )
+    if "two_stage" in summary:
+        t = summary["two_stage"]
+        lines.append(
+            f"| {TWO_STAGE_LABEL} | {t['recall@20']:.4f} ± {t['recall@20_std']:.4f} | "
+            f"{t['ndcg@20']:.4f} ± {t['ndcg@20_std']:.4f} | – | – | – | – |"
         )
     for peer, p in summary.get("peers", {}).items():
         lines.append(
@@ -225,15 +235,28 @@ NOTES = """## Reading the gaps
 
 
 def _standing(summary: dict) -> str:
-    """Where SL@20 stands against each peer row, from the same run's means (empty without peers)."""
-    ours = summary["slatk"]
+    """Where SL@20 and the two-stage model stand against each peer row, from the same run's means."""
+    rows = [("SL@20", summary["slatk"]["ndcg@20"])]
+    if "two_stage" in summary:
+        rows.append(("two-stage", summary["two_stage"]["ndcg@20"]))
     parts = [
-        f"{PEER_LABELS[peer]} {p['ndcg@20']:.4f} (SL@20 {100 * (ours['ndcg@20'] / p['ndcg@20'] - 1):+.1f}%)"
+        f"{PEER_LABELS[peer]} {p['ndcg@20']:.4f} ("
+        + ", ".join(f"{name} {100 * (ours / p['ndcg@20'] - 1):+.1f}%" for name, ours in rows)
+        + ")"
         for peer, p in summary.get("peers", {}).items()
     ]
-    if not parts:
-        return ""
-    return f"Where recserve stands: SL@20 NDCG@20 {ours['ndcg@20']:.4f} against {'; '.join(parts)}.\n\n"
+    ours = "; ".join(f"{name} {value:.4f}" for name, value in rows)
+    text = f"Where recserve stands (NDCG@20): {ours}"
+    if parts:
+        text += f", against {'; '.join(parts)}"
+    if "two_stage" in summary:
+        t = summary["two_stage"]
+        gain = 100 * (t["ndcg@20"] / summary["slatk"]["ndcg@20"] - 1)
+        text += (
+            f". The ranker moves SL@20's NDCG@20 by {gain:+.1f}% on Health (its retrieval alone, through "
+            f"the same serving code with the HNSW index: {t['retrieval_ndcg@20']:.4f})"
+        )
+    return text + ".\n\n"
 
 
 def _write_markdown(path: Path, summary: dict, table: str, seeds: int) -> None:
@@ -254,10 +277,21 @@ def _write_markdown(path: Path, summary: dict, table: str, seeds: int) -> None:
             f"- {PEER_LABELS[peer]}, chosen on validation NDCG@20 from `training/peers.py::GRID` "
             f"({len(p['validation'])} configs): {p['params']}; Recall@20/NDCG@20 per seed: {pairs}"
         )
-    cmd = f"nice python -m training.reproduce_health --seeds {seeds}"
-    text = f"""# Amazon2014-Health, MF backbone: BPR vs SL vs SL@20
+    if "two_stage" in summary:
+        t = summary["two_stage"]
+        pairs = ", ".join(
+            f"{r:.4f}/{n:.4f}" for r, n in zip(t["recall@20_per_seed"], t["ndcg@20_per_seed"], strict=True)
+        )
+        per_seed.append(
+            f"- {TWO_STAGE_LABEL}: the SL@20 row's model of the same seed, ranked by the ranker trained "
+            f"as `training/health_two_stage.py` says (candidate recall@200 on its lists "
+            f"{t['candidate_recall']:.3f}, {t['seconds']:.0f} s per seed); "
+            f"Recall@20/NDCG@20 per seed: {pairs}"
+        )
+    cmd = f"nice python -m training.reproduce_health --seeds {seeds} --workers {summary['workers']}"
+    text = f"""# Amazon2014-Health, MF backbone: BPR vs SL vs SL@20, the two-stage model, peers
 
-Command: `{cmd}` (wired as `recserve reproduce health --seeds {seeds}`).
+Command: `{cmd}` (wired as `recserve reproduce health`).
 Machine: {os.cpu_count()} cores shared with other jobs, torch {torch.__version__} CPU, 1 torch thread,
 Python {platform.python_version()}. Training uses the full `train.tsv`; metrics are full-ranking on
 `test.tsv` with each user's training items masked, mean over the 1,974 users.
@@ -314,6 +348,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="validation runs of the issue-15 SL@20 variants (TUNE_EXTRA)",
     )
     parser.add_argument("--no-peers", action="store_true", help="skip the implicit ALS/BPR peer rows")
+    parser.add_argument("--no-two-stage", action="store_true", help="skip the two-stage row")
+    parser.add_argument(
+        "--workers", type=int, default=1, help="seeds run in this many processes at once (default 1)"
+    )
     parser.add_argument("--progress", action="store_true", help="show tqdm progress bars on stderr")
 
 
@@ -332,6 +370,8 @@ def main(args: argparse.Namespace) -> int:
         data_dir=args.data_dir,
         progress=args.progress,
         peers=not args.no_peers,
+        two_stage=not args.no_two_stage,
+        workers=max(1, args.workers),
     )
     return 0
 
