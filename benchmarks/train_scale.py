@@ -130,7 +130,45 @@ def measure(path: Path, args: argparse.Namespace) -> dict[str, Any]:
         out["hnsw_build_seconds"] = time.perf_counter() - t0
         out["hnsw_threads"] = faiss.omp_get_max_threads()
     out["peak_rss_mb"] = _peak_mb()
+    if args.profile_batches:
+        del res
+        out["profile"] = profile_batches(users, items, n_users, n_items, cfg, args.profile_batches)
     return out
+
+
+def profile_batches(
+    users: Any, items: Any, n_users: int, n_items: int, cfg: Any, n_batches: int, top: int = 14
+) -> dict[str, Any]:
+    """Where a batch's time goes: ``n_batches`` of a fresh run under cProfile, the functions with
+    the most own time (torch's C functions are leaves, so the backward pass, the optimiser step, the
+    matmuls and the sampler's sort/search show up by name). Runs after the peaks are recorded."""
+    import cProfile
+    import pstats
+    from dataclasses import replace
+
+    from training.mf import train_mf
+
+    prof = cProfile.Profile()
+    t0 = time.perf_counter()
+    prof.enable()
+    train_mf(users, items, n_users, n_items, replace(cfg, epochs=1, max_batches=n_batches), progress=False)
+    prof.disable()
+    wall = time.perf_counter() - t0
+    stats = pstats.Stats(prof).stats  # type: ignore[attr-defined]
+    rows = sorted(stats.items(), key=lambda kv: kv[1][2], reverse=True)[:top]
+    return {
+        "batches": n_batches,
+        "seconds": wall,
+        "functions": [
+            {
+                "function": f"{fn} ({Path(file).name}:{line})",
+                "calls": st[1],
+                "seconds": st[2],
+                "share": st[2] / wall,
+            }
+            for (file, line, fn), st in rows
+        ],
+    }
 
 
 def add_arguments(parser: argparse.ArgumentParser, prefix: str = "") -> None:
@@ -147,6 +185,10 @@ def add_arguments(parser: argparse.ArgumentParser, prefix: str = "") -> None:
     )
     parser.add_argument(f"--{p}threads", type=int, default=2, help="torch threads (default 2)")
     parser.add_argument(f"--{p}no-index", action="store_true", help="skip the HNSW build")
+    parser.add_argument(
+        f"--{p}profile-batches", type=int, default=0,
+        help="after the measured run, profile this many batches (where a batch's time goes)",
+    )  # fmt: skip
 
 
 def child_argv(args: argparse.Namespace, prefix: str = "") -> list[str]:
@@ -162,9 +204,10 @@ def child_argv(args: argparse.Namespace, prefix: str = "") -> list[str]:
         "epochs",
         "max_batches",
         "threads",
+        "profile_batches",
     ):
         value = getattr(args, prefix.replace("-", "_") + name)
-        if value is not None:
+        if value:  # None / 0: the default
             argv += [f"--{name.replace('_', '-')}", str(value)]
     if getattr(args, prefix.replace("-", "_") + "no_index"):
         argv.append("--no-index")
@@ -213,7 +256,22 @@ def train_table(r: dict[str, Any]) -> str:
         ("HNSW build of the trained items (s)", hnsw),
         ("peak RSS after read / train / index (MB)", peaks),
     ]
-    return "\n".join(["| measure | value |", "|---|---|", *(f"| {k} | {v} |" for k, v in rows)])
+    table = ["| measure | value |", "|---|---|", *(f"| {k} | {v} |" for k, v in rows)]
+    if "profile" in r:
+        prof = r["profile"]
+        table += [
+            "",
+            f"Where a batch's time goes ({prof['batches']} batches under cProfile, {prof['seconds']:.1f} s; "
+            "own time per function):",
+            "",
+            "| function | calls | s | share |",
+            "|---|---|---|---|",
+            *(
+                f"| `{f['function']}` | {f['calls']:,} | {f['seconds']:.2f} | {100 * f['share']:.1f}% |"
+                for f in prof["functions"]
+            ),
+        ]
+    return "\n".join(table)
 
 
 def main(argv: list[str] | None = None) -> int:

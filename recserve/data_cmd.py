@@ -186,7 +186,9 @@ def _train_file(args: argparse.Namespace) -> int:
     config.ranker_max_lists, config.eval_max_users = args.ranker_lists, args.eval_users
     config.mf.max_batches = args.max_batches
     if args.ef_construction is not None:
-        config.hnsw.ef_construction = args.ef_construction
+        from dataclasses import replace
+
+        config.hnsw = replace(config.hnsw, ef_construction=args.ef_construction)
     uri = _store_uri(args.store)
     print(
         f"training: {data.n_users} users, {data.n_items} items, MF loss {args.loss}, {args.epochs} epochs",
