@@ -337,7 +337,7 @@ def train_model(
     metrics = evaluate_model(
         model, data, max_users=config.eval_max_users, seed=config.seed, progress=progress
     )
-    metrics["candidate_recall"] = float(labels.sum() / max(1, len(held_users)))
+    metrics["candidate_recall"] = float((labels * valid).sum() / max(1, len(held_users)))
     metrics["ranker_lists"] = len(labels)
     metrics["ranker_val_ndcg@10"] = ranker_history
     metrics["demographic_cold_users"] = len(cold)

@@ -87,3 +87,5 @@ def test_seeds_in_parallel_processes_give_the_serial_figures(tmp_path) -> None:
         for key in ("recall@20_per_seed", "ndcg@20_per_seed"):
             assert serial[name][key] == parallel[name][key], (name, key)
     assert len(serial["two_stage"]["ndcg@20_per_seed"]) == 2
+    # 30 items < 200 candidates: padded slots must not count as found labels
+    assert all(0 <= c <= 1 for c in serial["two_stage"]["candidate_recall_per_seed"])
