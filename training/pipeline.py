@@ -211,16 +211,22 @@ def candidate_lists(
     rows = np.empty((len(users), c, model.features.n_features), np.float32)
     labels = np.zeros((len(users), c), np.float32)
     valid = np.zeros((len(users), c), bool)
+    # Chunks of users with similar history lengths: a search fetches C + the longest history of
+    # its chunk for every user in it, so one heavy user would slow a chunk of light ones.
+    # Output order stays sorted by user (with one chunk, the rows are exactly the one-shot rows).
+    degree = np.array([len(stages.queries.seen(int(u))) for u in users], dtype=np.int64)
+    order = np.argsort(degree, kind="stable")
     bar = tqdm(total=len(users), desc="ranker lists", unit="user", disable=not progress, leave=False)
     for b in range(0, len(users), chunk):
-        part = users[b : b + chunk]
+        at = np.sort(order[b : b + chunk])
+        part = users[at]
         emb, feats, profiles = stages.queries.known(part)
         histories = [stages.queries.seen(int(u)) for u in part]  # what PersonalizedStrategy passes
         cand, cscore, ok = stages.retriever.retrieve(emb, model.n_candidates, histories)
         for r, u in enumerate(part.tolist()):
-            labels[b + r] = np.isin(cand[r], list(labels_by_user[u]))
-        valid[b : b + len(part)] = ok
-        rows[b : b + len(part)] = model.features.assemble(
+            labels[at[r]] = np.isin(cand[r], list(labels_by_user[u]))
+        valid[at] = ok
+        rows[at] = model.features.assemble(
             feats, profiles, cand, cscore, normalise=False, histories=histories
         )
         bar.update(len(part))
