@@ -18,7 +18,7 @@ import platform
 import sys
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -95,7 +95,6 @@ def run(
     same machine load. Returns the JSON-able summary; with ``as_json`` it is the only thing on stdout (the
     per-seed lines and the table go to stderr), so the output pipes into ``jq``.
     """
-    from training import peers as peer_lib
     from training.health_two_stage import run_seed
 
     human = sys.stderr if as_json else sys.stdout
@@ -105,14 +104,18 @@ def run(
     per_seed: dict[str, list[dict[str, float]]] = {loss: [] for loss in (*LOSSES, "two_stage")}
     curves: dict[str, list[list[float]]] = {loss: [] for loss in LOSSES}
     jobs = [(seed, data_dir, progress and workers == 1, two_stage) for seed in range(seeds)]
+    peer_rows: dict | None = None
     if workers > 1:  # each seed in its own process, one torch thread each: the same figures
         import multiprocessing
         from concurrent.futures import ProcessPoolExecutor
 
         with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
-            results = list(pool.map(run_seed, *zip(*jobs, strict=True)))
+            futures = [pool.submit(run_seed, *job) for job in jobs]
+            peer_rows = _peers(data, seeds, peers, human)  # meanwhile, in this process
+            results = [f.result() for f in futures]
     else:
         results = [run_seed(*job) for job in jobs]
+        peer_rows = _peers(data, seeds, peers, human)
     for seed, (rows, seed_curves) in enumerate(results):
         for name, final in rows.items():
             per_seed[name].append(final)
@@ -154,15 +157,8 @@ def run(
     summary["workers"] = workers
     if per_seed["two_stage"]:
         summary["two_stage"] = _two_stage_summary(per_seed["two_stage"])
-    if peers and peer_lib.available():  # same split and metric; choices on the seed-0 validation slice
-        split = split_validation(data.train_users, data.train_items, fraction=0.1, seed=0)
-        train, test = (data.train_users, data.train_items), (data.test_users, data.test_items)
-        log = lambda msg: print(msg, file=human, flush=True)  # noqa: E731
-        summary["peers"] = peer_lib.evaluate(
-            split, train, test, data.n_users, data.n_items, seeds, (20,), log
-        )
-    elif peers:
-        print("implicit not installed (pip install -e '.[peers]'): no peer rows", file=human)
+    if peer_rows is not None:
+        summary["peers"] = peer_rows
     summary["total_seconds"] = time.perf_counter() - started
 
     table = format_table(summary)
@@ -174,6 +170,21 @@ def run(
     if as_json:
         print(json.dumps(summary))
     return summary
+
+
+def _peers(data: Any, seeds: int, peers: bool, human: Any) -> dict | None:
+    """The implicit ALS/BPR rows: same split and metric; choices on the seed-0 validation slice."""
+    from training import peers as peer_lib
+
+    if not peers:
+        return None
+    if not peer_lib.available():
+        print("implicit not installed (pip install -e '.[peers]'): no peer rows", file=human)
+        return None
+    split = split_validation(data.train_users, data.train_items, fraction=0.1, seed=0)
+    train, test = (data.train_users, data.train_items), (data.test_users, data.test_items)
+    log = lambda msg: print(msg, file=human, flush=True)  # noqa: E731
+    return peer_lib.evaluate(split, train, test, data.n_users, data.n_items, seeds, (20,), log)
 
 
 def _two_stage_summary(rows: list[dict[str, float]]) -> dict:
