@@ -64,6 +64,8 @@ def history_pair_features(
         return out
     if len(histories) != b:
         raise ValueError(f"{len(histories)} histories for {b} candidate rows")
+    # weight of the k-th latest item (k = 0 the latest) in ``genre_recent``
+    decay = np.power(np.float32(0.5), np.arange(window - 1, -1, -1, dtype=np.float32) / GENRE_HALF_LIFE)
     for r in range(b):
         hist = np.asarray(histories[r], np.int64)[-window:]
         n = len(hist)
@@ -72,18 +74,24 @@ def history_pair_features(
         cand = candidates[r]
         col = 0
         if item_vectors is not None and inv_norms is not None:
-            sims = (item_vectors[cand] @ (item_vectors[hist] * inv_norms[hist, None]).T) * inv_norms[
-                cand, None
-            ]
-            out[r, :, 0] = sims.max(axis=1)
-            out[r, :, 1] = sims.sum(axis=1) / n
+            # unit history rows and their mean, against the raw candidate rows: (n+1, D)·(D, C),
+            # laid out so the max runs down contiguous rows; the candidate's norm divides once
+            unit = item_vectors[hist] * inv_norms[hist, None]
+            sims = np.vstack([unit, unit.mean(axis=0, keepdims=True)]) @ item_vectors[cand].T
+            sims *= inv_norms[cand]
+            out[r, :, 0] = np.maximum.reduce(sims[:n], axis=0)
+            out[r, :, 1] = sims[n]
             col = 2
         if item_tags is not None:
-            # share of the candidate's tags each history item carries: (C, G)·(G, n)
-            ct = item_tags[cand]
-            ct = ct / np.maximum(ct.sum(axis=1, keepdims=True), np.float32(1e-12))
-            overlap = ct @ (item_tags[hist] > 0).T.astype(np.float32)
-            decay = np.power(np.float32(0.5), np.arange(n - 1, -1, -1, dtype=np.float32) / GENRE_HALF_LIFE)
-            out[r, :, col] = overlap.sum(axis=1) / n
-            out[r, :, col + 1] = (overlap @ decay) / decay.sum()
+            # share of the candidate's tags each history item carries, averaged flat and with a
+            # decay: both are the candidate's tags against one tag vector of the history, so one
+            # (C, G)·(G, 3) product (the third column: the candidate's tag total, a divisor)
+            weights = np.empty((n, 3), np.float32)
+            weights[:, 0] = 1.0 / n
+            weights[:, 1] = decay[-n:] / decay[-n:].sum()
+            weights[:, 2] = 0.0
+            basis = (item_tags[hist] > 0).T.astype(np.float32) @ weights  # (G, 3)
+            basis[:, 2] = 1.0
+            prod = item_tags[cand] @ basis
+            out[r, :, col : col + 2] = prod[:, :2] / np.maximum(prod[:, 2:], np.float32(1e-12))
     return out

@@ -22,6 +22,8 @@ def test_variants_none_each_all_and_all_but_each_without_duplicates() -> None:
     assert names == ["base", "hist", "cooc", "hist+cooc"]
     names = [n for n, _ in variants(["a", "b", "c"])]
     assert names == ["base", "a", "b", "c", "a+b+c", "b+c", "a+c", "a+b"]
+    names = [n for n, _ in variants(["a", "b", "c", "d"])]  # more groups: leave-one-out only
+    assert names == ["base", "a+b+c+d", "b+c+d", "a+c+d", "a+b+d", "a+b+c"]
 
 
 def test_configure_switches_only_the_groups() -> None:
