@@ -48,6 +48,9 @@ RANKERS: dict[str, dict[str, Any]] = {
     "softmax 64×1": {"num_layers": 1},
     "softmax 64×3": {"num_layers": 3},
 }
+# Phase 2 also tries more co-occurrence neighbours when the chosen set has the group (with the
+# default ranker): the bundle grows 8 bytes per item per neighbour.
+COOC_WIDER = (32, 64)
 
 
 def available_groups(has_times: bool, n_tags: int) -> list[str]:
@@ -154,19 +157,16 @@ def run(
                 data, config, retrieval = seed_state(seed)
                 measure("features", name, seed, data, configure(config, on), retrieval)
     chosen_set = dict(variants(groups))[chosen(rows, "features") or "base"]
+    tuning: list[tuple[str, dict[str, Any], dict[str, Any]]] = [(n, o, {}) for n, o in RANKERS.items()]
+    if chosen_set.get("cooc"):
+        tuning += [(f"softmax 64×2, cooc M={m}", {}, {"cooc_neighbours": m}) for m in COOC_WIDER]
     for seed in range(seeds):
-        for name, overrides in RANKERS.items():
+        for name, overrides, wider in tuning:
             if ("ranker", name, seed) not in done:
                 data, config, retrieval = seed_state(seed)
                 ranked = dataclasses.replace(config.ranker, **overrides)
-                measure(
-                    "ranker",
-                    name,
-                    seed,
-                    data,
-                    dataclasses.replace(configure(config, chosen_set), ranker=ranked),
-                    retrieval,
-                )
+                tuned = dataclasses.replace(configure(config, chosen_set), ranker=ranked, **wider)
+                measure("ranker", name, seed, data, tuned, retrieval)
     if peers and not any(r["kind"] == "peer" for r in rows):
         rows += _peer_rows(dataset, seeds, rows_path)
     return rows

@@ -97,5 +97,7 @@ def test_run_resumes_from_its_rows_file(tmp_path: Path, monkeypatch) -> None:
     monkeypatch.setattr(ablation, "_retrieval", lambda *a, **k: None)
     monkeypatch.setattr(ablation, "variants", lambda groups: [("base", {}), ("cooc", {"cooc": True})])
     rows = ablation.run("synthetic", 2, rows_path, tmp_path, peers=False)
-    assert len(calls) == 2 * len(ablation.RANKERS)  # only the ranker rows were missing
-    assert len(rows_path.read_text().splitlines()) == len(rows) == 4 + 2 + 2 * len(ablation.RANKERS)
+    # only the phase-2 rows were missing: rankers, and wider co-occurrence (the chosen set has it)
+    n_tuning = len(ablation.RANKERS) + len(ablation.COOC_WIDER)
+    assert len(calls) == 2 * n_tuning
+    assert len(rows_path.read_text().splitlines()) == len(rows) == 4 + 2 + 2 * n_tuning
