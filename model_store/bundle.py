@@ -90,6 +90,12 @@ def write_bundle(
             "item_feature_names": f.item_feature_names,
             "item_attributes": model.item_attributes,
             "metadata": model.metadata,
+            # issue 22's history groups: switches only, their tables are the embeddings and tags
+            "history_features": {
+                "window": f.history_window,
+                "hist_similarity": f.hist_similarity,
+                "genre_recency": f.genre_recency,
+            },
         },
     )
     names = ["user_emb.npy", "item_emb.npy", "index.faiss", "tables.safetensors", "ids.json", "model.json"]
@@ -175,6 +181,7 @@ def _decode(directory: Path, manifest: dict[str, Any], mmap: bool = False) -> Re
     if params.get("nprobe"):
         index.set_nprobe(int(params["nprobe"]))
     t = safetensors.numpy.load_file(str(directory / "tables.safetensors"))
+    hist = meta.get("history_features") or {}  # absent in bundles written before the groups
     features = FeatureAssembler(
         user_features=t["user_features"],
         item_features=t["item_features"],
@@ -186,6 +193,10 @@ def _decode(directory: Path, manifest: dict[str, Any], mmap: bool = False) -> Re
         std=t["feature_std"],
         cooc_neighbours=t.get("cooc_neighbours"),  # absent in bundles written before issue 22
         cooc_weights=t.get("cooc_weights"),
+        history_window=int(hist.get("window", 0)),
+        hist_similarity=bool(hist.get("hist_similarity", False)),
+        genre_recency=bool(hist.get("genre_recency", False)),
+        item_vectors=item_emb if hist.get("hist_similarity") else None,
     )
     ranker = None
     if (directory / "ranker.json").exists():

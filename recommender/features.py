@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from recommender.cooc import COOC_FEATURES, check_cooc_tables, cooc_pair_features, filled_slots
+from recommender.history import GENRE_FEATURES, HIST_FEATURES, history_pair_features, inverse_norms
 
 PAIR_FEATURES = ("retrieval_score", "retrieval_rank", "tag_affinity")
 # Optional vector block: trailing user-feature columns named ``recent_vec_*`` and trailing
@@ -76,6 +77,12 @@ class FeatureAssembler:
     more pair features at the end of the row, from the candidate's top-M co-occurring items
     that the user has (``histories`` of :meth:`assemble`). Retrieval scores a candidate by one
     user vector; this says "people who had what you had also had this", item by item.
+
+    History groups (optional, see ``history.py``), over the last ``history_window`` items of the
+    same histories: ``hist_similarity`` (cosine of the candidate with those items: max, mean;
+    reads ``item_vectors``, the model's item embeddings, which the bundle already stores) and
+    ``genre_recency`` (how much of the candidate's tags the latest items carry). Appended after
+    the co-occurrence group, in that order.
     """
 
     user_features: np.ndarray
@@ -88,6 +95,10 @@ class FeatureAssembler:
     std: np.ndarray | None = None
     cooc_neighbours: np.ndarray | None = None
     cooc_weights: np.ndarray | None = None
+    history_window: int = 0
+    hist_similarity: bool = False
+    genre_recency: bool = False
+    item_vectors: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         self.user_features = np.ascontiguousarray(self.user_features, dtype=np.float32)
@@ -122,6 +133,13 @@ class FeatureAssembler:
             self.cooc_weights = np.ascontiguousarray(self.cooc_weights, dtype=np.float32)
             check_cooc_tables(self.cooc_neighbours, self.cooc_weights, self.item_features.shape[0])
             self._cooc_filled = filled_slots(self.cooc_neighbours)
+        if (self.hist_similarity or self.genre_recency) and self.history_window < 1:
+            raise ValueError("the history groups need history_window >= 1")
+        if self.hist_similarity:
+            if self.item_vectors is None or len(self.item_vectors) != self.item_features.shape[0]:
+                raise ValueError("hist_similarity needs item_vectors, one row per item")
+            self.item_vectors = np.asarray(self.item_vectors, np.float32)
+            self._inv_norms = inverse_norms(self.item_vectors)
         n = self.n_features
         self.mean = np.zeros(n, np.float32) if self.mean is None else np.asarray(self.mean, np.float32)
         self.std = np.ones(n, np.float32) if self.std is None else np.asarray(self.std, np.float32)
@@ -135,7 +153,9 @@ class FeatureAssembler:
     @property
     def pair_features(self) -> tuple[str, ...]:
         names = (*PAIR_FEATURES, VECTOR_PAIR_FEATURE) if self.n_vector else PAIR_FEATURES
-        return (*names, *COOC_FEATURES) if self.has_cooc else names
+        names = (*names, *COOC_FEATURES) if self.has_cooc else names
+        names = (*names, *HIST_FEATURES) if self.hist_similarity else names
+        return (*names, *GENRE_FEATURES) if self.genre_recency else names
 
     @property
     def n_features(self) -> int:
@@ -215,6 +235,16 @@ class FeatureAssembler:
             start = fu + fi + (4 if d else 3)
             out[:, :, start : start + len(COOC_FEATURES)] = cooc_pair_features(
                 self.cooc_neighbours, self.cooc_weights, histories, candidates, self._cooc_filled
+            )
+        if self.hist_similarity or self.genre_recency:
+            n_hist = len(HIST_FEATURES) * self.hist_similarity + len(GENRE_FEATURES) * self.genre_recency
+            out[:, :, out.shape[2] - n_hist :] = history_pair_features(
+                histories,
+                candidates,
+                self.history_window,
+                self.item_vectors if self.hist_similarity else None,
+                self._inv_norms if self.hist_similarity else None,
+                self.item_tags if self.genre_recency else None,
             )
         if normalise:
             out -= self.mean

@@ -67,6 +67,28 @@ def csr_from_pairs(users: np.ndarray, items: np.ndarray, n_users: int) -> tuple[
     return indptr, pairs[:, 1].copy()
 
 
+def history_csr(
+    users: np.ndarray, items: np.ndarray, n_users: int, times: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """(indptr, indices) of each user's distinct items: oldest first by each item's latest time
+    when ``times`` are given (ties by row), by item index otherwise (:func:`csr_from_pairs`).
+
+    The bundle's ``seen`` lists: in time order, their tail is the user's latest items, which
+    the ranker's history features read (``recommender/history.py``).
+    """
+    if times is None:
+        return csr_from_pairs(users, items, n_users)
+    u, i = np.asarray(users, np.int64), np.asarray(items, np.int64)
+    order = np.lexsort((np.arange(len(u)), times, u))
+    u, i = u[order], i[order]
+    _, first_rev = np.unique((u * (int(i.max(initial=0)) + 1) + i)[::-1], return_index=True)
+    keep = np.zeros(len(u), bool)
+    keep[len(u) - 1 - first_rev] = True  # each (user, item)'s latest row
+    indptr = np.zeros(n_users + 1, np.int64)
+    np.cumsum(np.bincount(u[keep], minlength=n_users), out=indptr[1:])
+    return indptr, i[keep].copy()
+
+
 def user_tag_profile(users: np.ndarray, items: np.ndarray, item_tags: np.ndarray, n_users: int) -> np.ndarray:
     """Each user's normalised distribution over item tags, from their interactions."""
     prof = np.zeros((n_users, item_tags.shape[1]), np.float64)

@@ -28,7 +28,7 @@ from recommender.ranker import DeepFeatureRanking
 from recommender.retrieval import HNSWParams, ItemIndex
 from recommender.strategies import Strategy
 from training.cooc import build_cooc
-from training.data import InteractionData, csr_from_pairs, split_last_fraction, user_tag_profile
+from training.data import InteractionData, history_csr, split_last_fraction, user_tag_profile
 from training.metrics import evaluate_lists, test_sets
 from training.mf import MFConfig, MFResult, train_mf
 from training.ranker_train import RankerConfig, normalisation, sample_label_users, train_ranker
@@ -63,6 +63,15 @@ class TrainConfig:
     ranker_max_lists: int | None = 50_000
     list_chunk: int = 1024
     eval_max_users: int | None = None
+    # History groups (``recommender/history.py``), over each user's last ``history_window``
+    # items: "hist" = cosine of the candidate with each (max, mean); "genre" = how much of the
+    # candidate's tags the latest items carry. Off unless their switch is on.
+    history_window: int = 20
+    hist_similarity: bool = False
+    genre_recency: bool = False
+    # Feature group "trend" (needs times): each item's popularity over the latest
+    # ``trend_fraction`` of the log's time span next to its overall popularity. 0 = off.
+    trend_fraction: float = 0.0
     seed: int = 0
     # Small models train fastest single-threaded; more threads mostly add contention on 2 cores.
     threads: int = 1
@@ -82,14 +91,29 @@ def recent_vectors(
     return recent_item_vectors(item_emb, indptr, items[order], last)
 
 
-def _item_features(data: InteractionData, items: np.ndarray) -> tuple[np.ndarray, np.ndarray, list[str]]:
+def popularity_trend(items: np.ndarray, times: np.ndarray, n_items: int, fraction: float) -> np.ndarray:
+    """(n_items, 2): log1p of each item's interactions in the latest ``fraction`` of the log's
+    time span, and the log ratio of that count to the share its overall count predicts
+    (> 0: rising). A table of the bundle, computed once at training (as of the log's end)."""
+    t = np.asarray(times, np.float64)
+    cut = t.max(initial=0.0) - fraction * (t.max(initial=0.0) - t.min(initial=0.0))
+    recent_mask = t >= cut
+    recent = np.bincount(items[recent_mask], minlength=n_items).astype(np.float64)
+    total = np.bincount(items, minlength=n_items).astype(np.float64)
+    expected = total * recent_mask.mean() if len(t) else total
+    return np.stack([np.log1p(recent), np.log((recent + 1) / (expected + 1))], axis=1).astype(np.float32)
+
+
+def _item_features(
+    data: InteractionData, items: np.ndarray, times: np.ndarray | None = None, trend: float = 0.0
+) -> tuple[np.ndarray, np.ndarray, list[str]]:
     pop = np.bincount(items, minlength=data.n_items).astype(np.float32)
-    log_pop = np.log1p(pop)[:, None]
-    return (
-        np.concatenate([data.item_features, log_pop], axis=1),
-        pop,
-        [*data.item_feature_names, "log_popularity"],
-    )
+    cols = [data.item_features, np.log1p(pop)[:, None]]
+    names = [*data.item_feature_names, "log_popularity"]
+    if times is not None and trend > 0:
+        cols.append(popularity_trend(items, times, data.n_items, trend))
+        names += ["log_recent_popularity", "popularity_trend"]
+    return np.concatenate(cols, axis=1), pop, names
 
 
 def assemble_model(
@@ -110,7 +134,7 @@ def assemble_model(
     feature tables (see :class:`~recommender.features.FeatureAssembler`), and the window is
     recorded in the metadata so serving builds a cold-start user's block the same way.
     """
-    item_feats, pop, item_names = _item_features(data, items)
+    item_feats, pop, item_names = _item_features(data, items, times, config.trend_fraction)
     user_feats, user_names = data.user_features, list(data.user_feature_names)
     metadata: dict[str, Any] = {"dataset": data.name}
     if times is not None and config.recent_items > 0:
@@ -135,8 +159,12 @@ def assemble_model(
         item_feature_names=item_names,
         cooc_neighbours=cooc[0],
         cooc_weights=cooc[1],
+        history_window=config.history_window,
+        hist_similarity=config.hist_similarity,
+        genre_recency=config.genre_recency,
+        item_vectors=item_emb if config.hist_similarity else None,
     )
-    indptr, indices = csr_from_pairs(users, items, data.n_users)
+    indptr, indices = history_csr(users, items, data.n_users, times)  # oldest first with times
     return RecommenderModel(
         version=version,
         user_ids=IdMap(data.user_ids),
@@ -291,17 +319,30 @@ def _eval_strategy(
     return evaluate_lists(ranked, test, ks)
 
 
-def train_model(
-    data: InteractionData, config: TrainConfig, progress: bool = True, final_mf: MFResult | None = None
-) -> tuple[RecommenderModel, dict[str, Any]]:
-    """Fit MF + ranker as described in the module docstring; return the model and its metrics.
+@dataclass
+class Retrieval:
+    """Stage 1 fitted for one configuration's MF and seed: MF on the training data minus each
+    user's ranker slice (``keep``/``held``, whose candidates the ranker learns from) and MF on
+    all of it (the served model). Feature groups and the ranker do not change it, so an
+    ablation fits it once per seed and trains only rankers on top (:func:`fit_ranker`)."""
 
-    ``final_mf``: the served MF, when the caller already trained it with ``config.mf`` on all of
-    ``data``'s training interactions (the Health reproduction's SL@20 row), so it is not fitted twice.
-    """
+    keep: np.ndarray
+    held: np.ndarray
+    slice_user_emb: np.ndarray
+    slice_item_emb: np.ndarray
+    user_emb: np.ndarray
+    item_emb: np.ndarray
+    seconds: float
+
+
+def fit_retrieval(
+    data: InteractionData, config: TrainConfig, progress: bool = True, final_mf: MFResult | None = None
+) -> Retrieval:
+    """MF on the slice and on all of train. ``final_mf``: the served MF, when the caller already
+    trained it with ``config.mf`` on all of ``data``'s training interactions (the Health
+    reproduction's SL@20 row), so it is not fitted twice."""
     started = time.perf_counter()
     torch.set_num_threads(config.threads)
-    version = new_version_id()
     rng = np.random.default_rng(config.seed)
     # The ranker's labels are the *last* interactions of each user's training history when times
     # are known (the same shape of problem as the test split), a random slice otherwise.
@@ -309,11 +350,38 @@ def train_model(
     keep, held = split_last_fraction(data.train_users, data.train_items, order, config.ranker_holdout)
     ua, ia = data.train_users[keep], data.train_items[keep]
     mf_a = train_mf(ua, ia, data.n_users, data.n_items, config.mf, progress=progress)
+    mf = (
+        final_mf
+        if final_mf is not None
+        else train_mf(
+            data.train_users, data.train_items, data.n_users, data.n_items, config.mf, progress=progress
+        )
+    )
+    return Retrieval(
+        keep, held, mf_a.user_emb, mf_a.item_emb, mf.user_emb, mf.item_emb, time.perf_counter() - started
+    )
+
+
+def fit_ranker(
+    data: InteractionData, config: TrainConfig, retrieval: Retrieval, progress: bool = True
+) -> tuple[RecommenderModel, dict[str, Any]]:
+    """The ranker (and the served model) on top of a fitted :class:`Retrieval`."""
+    started = time.perf_counter()
+    torch.set_num_threads(config.threads)
+    version = new_version_id()
+    r, keep, held = retrieval, retrieval.keep, retrieval.held
+    ua, ia = data.train_users[keep], data.train_items[keep]
     times = data.train_time
     stage1 = assemble_model(
-        data, ua, ia, mf_a.user_emb, mf_a.item_emb, config, version, None if times is None else times[keep]
+        data,
+        ua,
+        ia,
+        r.slice_user_emb,
+        r.slice_item_emb,
+        config,
+        version,
+        None if times is None else times[keep],
     )
-    del mf_a
     held_users, held_items = sample_label_users(
         data.train_users[held], data.train_items[held], config.ranker_max_lists, config.seed
     )
@@ -328,15 +396,17 @@ def train_model(
     ranker = train_ranker(rows, labels, valid, config.ranker, progress=progress, history=ranker_history)
     del rows
 
-    mf = (
-        final_mf
-        if final_mf is not None
-        else train_mf(
-            data.train_users, data.train_items, data.n_users, data.n_items, config.mf, progress=progress
-        )
-    )
+    # copies: fill_cold_users writes into the user table, and a Retrieval may serve many rankers
     model = assemble_model(
-        data, data.train_users, data.train_items, mf.user_emb, mf.item_emb, config, version, times, ranker
+        data,
+        data.train_users,
+        data.train_items,
+        r.user_emb.copy(),
+        r.item_emb,
+        config,
+        version,
+        times,
+        ranker,
     )
     cold = fill_cold_users(model, data, data.train_users)
     model.features.set_normalisation(mean, std)
@@ -347,8 +417,17 @@ def train_model(
     metrics["ranker_lists"] = len(labels)
     metrics["ranker_val_ndcg@10"] = ranker_history
     metrics["demographic_cold_users"] = len(cold)
-    metrics["train_seconds"] = round(time.perf_counter() - started, 2)
+    metrics["train_seconds"] = round(time.perf_counter() - started + retrieval.seconds, 2)
     return model, metrics
+
+
+def train_model(
+    data: InteractionData, config: TrainConfig, progress: bool = True, final_mf: MFResult | None = None
+) -> tuple[RecommenderModel, dict[str, Any]]:
+    """Fit MF + ranker as described in the module docstring; return the model and its metrics.
+
+    ``final_mf``: the served MF when the caller already has it (see :func:`fit_retrieval`)."""
+    return fit_ranker(data, config, fit_retrieval(data, config, progress, final_mf), progress)
 
 
 def train_and_publish(

@@ -33,6 +33,9 @@ class RankerConfig:
     # 0 disables it (all lists train, the last epoch is kept).
     val_fraction: float = 0.0
     patience: int = 3
+    # "softmax": listwise (each list's positives against all its candidates); "pairwise": BPR,
+    # log-sigmoid of (positive − negative) over every such pair of a list. Chosen on validation.
+    loss: str = "softmax"
 
 
 def train_ranker(
@@ -78,10 +81,7 @@ def train_ranker(
             sel = perm[b : b + config.lists_per_batch]
             if len(sel) < 2:
                 continue
-            logits = model(x[sel])[..., 0].masked_fill(~v[sel], -1e9)
-            logp = F.log_softmax(logits, dim=1)
-            target = y[sel] / y[sel].sum(dim=1, keepdim=True)
-            loss = -(target * logp).sum(dim=1).mean() + model.l2_penalty()
+            loss = list_loss(config.loss, model(x[sel])[..., 0], y[sel], v[sel]) + model.l2_penalty()
             opt.zero_grad()
             loss.backward()
             opt.step()
@@ -99,6 +99,21 @@ def train_ranker(
         model.load_state_dict(best_state)
     model.eval()
     return model
+
+
+def list_loss(kind: str, scores: torch.Tensor, labels: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
+    """Mean loss over a batch of lists: ``scores``/``labels`` (B, C), padding masked by ``valid``."""
+    if kind == "softmax":
+        logp = F.log_softmax(scores.masked_fill(~valid, -1e9), dim=1)
+        return -((labels / labels.sum(dim=1, keepdim=True)) * logp).sum(dim=1).mean()
+    if kind == "pairwise":
+        pos = labels > 0
+        neg = valid & ~pos
+        pairs = (pos[:, :, None] & neg[:, None, :]).float()  # (B, C, C): positive i, negative j
+        diff = scores[:, :, None] - scores[:, None, :]
+        per_list = (F.softplus(-diff) * pairs).sum(dim=(1, 2)) / pairs.sum(dim=(1, 2)).clamp(min=1)
+        return per_list.mean()
+    raise ValueError(f"ranker loss must be 'softmax' or 'pairwise', got {kind!r}")
 
 
 def list_ndcg(

@@ -31,6 +31,10 @@ SMALL = TrainConfig(
     n_candidates=C,
     recent_items=5,
     cooc_neighbours=8,
+    history_window=10,
+    hist_similarity=True,
+    genre_recency=True,
+    trend_fraction=0.1,
     seed=3,
 )
 
@@ -59,7 +63,11 @@ def test_api_scores_equal_offline_scores(
     ml_trained: tuple[InteractionData, RecommenderModel], ml_client: TestClient
 ) -> None:
     _, model = ml_trained
-    assert model.ranker is not None and model.features.n_vector == 16 and model.features.has_cooc
+    f = model.features
+    assert (
+        model.ranker is not None and f.n_vector == 16 and f.has_cooc and f.hist_similarity and f.genre_recency
+    )
+    assert "popularity_trend" in f.feature_names
     for user_id in ("1", "196", "943"):
         resp = ml_client.get("/recommend", params={"user_id": user_id, "k": 10})
         assert resp.status_code == 200, resp.text
@@ -69,11 +77,13 @@ def test_api_scores_equal_offline_scores(
         assert np.allclose([g["score"] for g in got], rec.scores, rtol=0, atol=1e-5)
         # and the trainer's own rows (candidate_lists, the rows the ranker learned from), scored
         # by the unfolded tower, give the same list and scores: offline = served, history
-        # features (cooc_*) included
+        # features (cooc_*, hist_sim_*, genre_*) included
         u = model.user_ids.index(user_id)
         rows, _, valid = candidate_lists(model, np.array([u]), np.array([0]))
         rows = (rows - model.features.mean) / model.features.std
-        assert np.abs(rows[0, valid[0], -3:]).sum() > 0
+        names = model.features.feature_names
+        for group in ("cooc_max", "hist_sim_max", "genre_recent"):
+            assert np.abs(rows[0, valid[0], names.index(group)]).sum() > 0
         with torch.inference_mode():
             offline = model.ranker(torch.from_numpy(rows.astype(np.float32)))[0, :, 0].numpy()
         cand = model.retrieve(model.user_inputs(np.array([u])).emb, C, [model.seen(u)]).items[0]
