@@ -7,8 +7,9 @@ a trained bundle's with ``--bundle``), with every core (``faiss`` OpenMP), then 
 against exact ``IndexFlatIP`` and queries/s per core (one query per call, one thread, CPU time:
 see :mod:`benchmarks.retrieval`) at each beam (efSearch for HNSW, nprobe for IVF-PQ). The exact
 search's queries/s is measured in the same run, so the speedups are same-run ratios. Built
-indexes are cached under ``var/bench/sweep/`` (a 1M graph takes minutes to build). Prints a
-markdown table (docs/performance-notes.md quotes it) and, with ``--json``, the rows as JSON.
+indexes are cached under ``$RECSERVE_BENCH_DIR/sweep/`` (default ``var/bench``; a 1M graph takes
+minutes to build). Prints a markdown table (docs/performance-notes.md quotes it) and, with
+``--json``, the rows as JSON.
 
 Config syntax: ``KIND:key=value,…`` with KIND ``hnsw`` (MIPS→L2 graph), ``hnsw-ip`` (the older
 inner-product graph), ``ivfpq`` (spherical IVF, the default) or ``ivfpq-l2`` (MIPS→L2); ``bundle`` is the
