@@ -14,6 +14,7 @@ from benchmarks.open_loop import drive, run_open_loop
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"  # keep-alive, as uvicorn
+    disable_nagle_algorithm = True  # headers and body leave at once, as uvicorn sends them
 
     def do_GET(self) -> None:
         if self.path == "/slow":
