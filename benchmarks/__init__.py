@@ -5,7 +5,8 @@
 Four parts, each a module with one ``run_*`` entry point returning plain dicts:
 
 * :mod:`benchmarks.catalogue` — synthetic catalogues (10k … 1M items) built once and cached
-  under ``var/bench/`` as ordinary model-store bundles, so the service loads them like any model.
+  under ``$RECSERVE_BENCH_DIR`` (default ``var/bench/``) as ordinary model-store bundles, so the
+  service loads them like any model.
 * :mod:`benchmarks.retrieval` — HNSW recall@100 against exact ``IndexFlatIP`` over an efSearch
   sweep, queries/s of both, build time and bytes per item.
 * :mod:`benchmarks.service` — a real uvicorn process under ``wrk`` load: requests/s and latency
@@ -16,3 +17,15 @@ Four parts, each a module with one ``run_*`` entry point returning plain dicts:
 Every ratio is taken between figures measured in the same run: the machine is shared and
 absolute times drift from run to run.
 """
+
+import os
+from pathlib import Path
+
+
+def bench_dir() -> Path:
+    """Where built catalogues are cached: ``$RECSERVE_BENCH_DIR``, else ``var/bench``.
+
+    One shared directory (e.g. ``RECSERVE_BENCH_DIR=/work/cache/bench``) lets several checkouts
+    reuse one 1M build instead of each paying for it.
+    """
+    return Path(os.environ.get("RECSERVE_BENCH_DIR") or "var/bench")

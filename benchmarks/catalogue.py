@@ -10,8 +10,9 @@ under inner-product MF). Approximate search quality depends on all three: an iso
 the hardest case for HNSW and a single-norm one hides the inner-product skew.
 
 Building the HNSW graph for 1M × 64 takes minutes on two cores, so every built catalogue is kept
-under ``var/bench/items-<N>-seed-<S>/`` (a :class:`~model_store.LocalStore` plus ``bench.json``)
-and reused by later runs with the same size, seed and HNSW parameters.
+under ``$RECSERVE_BENCH_DIR/items-<N>-seed-<S>/`` (default ``var/bench``; a
+:class:`~model_store.LocalStore` plus ``bench.json``) and reused by later runs with the same size,
+seed and HNSW parameters.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ import faiss
 import numpy as np
 import torch
 
+from benchmarks import bench_dir
 from model_store import LocalStore
 from model_store.manifest import new_version_id
 from recommender.features import FeatureAssembler
@@ -36,7 +38,7 @@ from recommender.model import RecommenderModel
 from recommender.ranker import DeepFeatureRanking
 from recommender.retrieval import HNSWParams, ItemIndex
 
-DEFAULT_DIR = Path("var/bench")
+DEFAULT_DIR = bench_dir()  # $RECSERVE_BENCH_DIR or var/bench
 DIM = 64
 N_TAGS = 8
 

@@ -7,13 +7,15 @@ a trained bundle's with ``--bundle``), with every core (``faiss`` OpenMP), then 
 against exact ``IndexFlatIP`` and queries/s per core (one query per call, one thread, CPU time:
 see :mod:`benchmarks.retrieval`) at each beam (efSearch for HNSW, nprobe for IVF-PQ). The exact
 search's queries/s is measured in the same run, so the speedups are same-run ratios. Built
-indexes are cached under ``var/bench/sweep/`` (a 1M graph takes minutes to build). Prints a
-markdown table (docs/performance-notes.md quotes it) and, with ``--json``, the rows as JSON.
+indexes are cached under ``$RECSERVE_BENCH_DIR/sweep/`` (default ``var/bench``; a 1M graph takes
+minutes to build). Prints a markdown table (docs/performance-notes.md quotes it) and, with
+``--json``, the rows as JSON.
 
 Config syntax: ``KIND:key=value,…`` with KIND ``hnsw`` (MIPS→L2 graph), ``hnsw-ip`` (the older
 inner-product graph), ``ivfpq`` (spherical IVF, the default) or ``ivfpq-l2`` (MIPS→L2); ``bundle`` is the
-index the bundle (``--bundle``/``--catalogue``) serves. Keys are the fields of ``HNSWParams`` /
-``IVFPQParams`` (``m``, ``efc`` for ef_construction; ``nlist``, ``pq_m``, ``refine``).
+index the bundle (``--bundle``/``--catalogue``) serves, ``bundle-sq8[:refine=R]`` the same graph
+walked over 8-bit codes with an exact re-score (:class:`GraphOverSQ8`). Keys are the fields of
+``HNSWParams`` / ``IVFPQParams`` (``m``, ``efc`` for ef_construction; ``nlist``, ``pq_m``, ``refine``).
 """
 
 from __future__ import annotations
@@ -36,8 +38,8 @@ from recommender.retrieval import HNSWParams, ItemIndex, IVFPQParams
 
 def parse_config(text: str) -> tuple[str, HNSWParams | IVFPQParams | None]:
     kind, _, rest = text.partition(":")
-    if kind == "bundle":
-        return "bundle", None
+    if kind in ("bundle", "bundle-sq8"):
+        return kind, None
     values = {k: int(v) for k, v in (kv.split("=") for kv in rest.split(",") if kv)}
     if "efc" in values:
         values["ef_construction"] = values.pop("efc")
@@ -46,6 +48,34 @@ def parse_config(text: str) -> tuple[str, HNSWParams | IVFPQParams | None]:
     if kind in ("ivfpq", "ivfpq-l2"):
         return "ivfpq", IVFPQParams(**values, mips_transform=kind == "ivfpq-l2")
     raise SystemExit(f"unknown index kind in config {text!r}")
+
+
+class GraphOverSQ8:
+    """The bundle's HNSW graph walked over 8-bit scalar-quantised vectors (64 B per item instead
+    of 256 B: a quarter of the memory traffic per distance), the ``refine``·k best re-scored
+    exactly from the float embeddings. Same graph, so any recall difference is the codes'."""
+
+    def __init__(self, hnsw_index: Any, item: np.ndarray, refine: int = 1) -> None:
+        d = item.shape[1]
+        self.sq = faiss.IndexScalarQuantizer(d, faiss.ScalarQuantizer.QT_8bit, faiss.METRIC_INNER_PRODUCT)
+        self.sq.train(item)
+        self.sq.add(item)
+        self.index = faiss.IndexHNSW(self.sq, hnsw_index.hnsw.nb_neighbors(1))
+        self.index.hnsw = hnsw_index.hnsw  # a copy of the links
+        self.index.ntotal = hnsw_index.ntotal
+        self.item, self.refine, self.ef = item, refine, int(hnsw_index.hnsw.efSearch)
+
+    def set_ef_search(self, ef: int) -> None:
+        self.ef = ef
+
+    def search(self, q: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        wide = k * self.refine
+        params = faiss.SearchParametersHNSW(efSearch=max(self.ef, wide))
+        _, idx = self.index.search(np.ascontiguousarray(q, np.float32), wide, params=params)
+        scores = np.einsum("qkd,qd->qk", self.item[np.maximum(idx, 0)], q)
+        scores[idx < 0] = -np.inf
+        top = np.argsort(-scores, axis=1)[:, :k]
+        return np.take_along_axis(scores, top, 1), np.take_along_axis(idx, top, 1)
 
 
 def load_embeddings(args: argparse.Namespace) -> tuple[str, np.ndarray, np.ndarray]:
@@ -95,12 +125,20 @@ def sweep(args: argparse.Namespace) -> list[dict[str, Any]]:
     faiss.omp_set_num_threads(os.cpu_count() or 1)
     _, truth = exact.search(queries, K)
     faiss.omp_set_num_threads(1)
-    flat_qps = _qps(lambda q: exact.search(q, K), queries, args.budget)
+    flat_qps = _qps(lambda q: exact.search(q, args.k), queries, args.budget)
     rows: list[dict[str, Any]] = []
     print(f"{label}: {item.shape[0]} items × {item.shape[1]}; exact IndexFlatIP {flat_qps:.0f} q/s per core")
     for text in args.configs:
         kind, params = parse_config(text)
-        if kind == "bundle":  # the index the bundle serves, as published
+        if kind == "bundle-sq8":  # the bundle's graph over 8-bit codes (see GraphOverSQ8)
+            if args.bundle is None:
+                raise SystemExit("config 'bundle-sq8' needs --bundle or --catalogue")
+            raw = faiss.read_index(str(args.bundle / "index.faiss"))
+            start = time.perf_counter()
+            index = GraphOverSQ8(raw, item, refine=int(text.partition("refine=")[2] or 1))
+            seconds, kind = time.perf_counter() - start, "hnsw"
+            del raw
+        elif kind == "bundle":  # the index the bundle serves, as published
             if args.bundle is None:
                 raise SystemExit("config 'bundle' needs --bundle or --catalogue")
             meta = json.loads((args.bundle / "model.json").read_text())
@@ -120,10 +158,11 @@ def sweep(args: argparse.Namespace) -> list[dict[str, Any]]:
                 index.set_ef_search(beam)
             else:
                 index.set_nprobe(beam)
-            _, approx = index.search(queries, K)
-            qps = _qps(lambda q, index=index: index.search(q, K), queries, args.budget)
+            _, approx = index.search(queries, args.k)  # recall of the exact top 100 among k
+            qps = _qps(lambda q, index=index: index.search(q, args.k), queries, args.budget)
             row = {
-                "source": label, "config": text, "beam": beam, "recall@100": recall_at(approx, truth),
+                "source": label, "config": text, "beam": beam, "k": args.k,
+                "recall@100": recall_at(approx, truth),
                 "qps": qps, "speedup": qps / flat_qps, "build_s": seconds,
                 "bytes_per_item": nbytes / item.shape[0],
             }  # fmt: skip
@@ -149,6 +188,11 @@ def main() -> None:
     ap.add_argument("--configs", nargs="+", default=["hnsw-ip:m=32", "hnsw:m=32", "ivfpq:pq_m=32"])
     ap.add_argument("--ef", type=int, nargs="+", default=[128, 256, 512])
     ap.add_argument("--nprobe", type=int, nargs="+", default=[32, 64, 128])
+    ap.add_argument(
+        "--k", type=int, default=K,
+        help="results per search (default 100); recall is of the exact top 100 among them: "
+        "/recommend asks for C + seen ≈ 220, and HNSW's beam is never below k",
+    )  # fmt: skip
     ap.add_argument("--queries", type=int, default=300)
     ap.add_argument("--budget", type=float, default=1.5, help="CPU seconds per q/s measurement")
     ap.add_argument("--threads", type=int, default=None, help="build threads (default: every core)")

@@ -16,7 +16,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from benchmarks.catalogue import CatalogueSpec, ensure_catalogue
+from benchmarks.catalogue import DEFAULT_DIR, CatalogueSpec, ensure_catalogue
 from benchmarks.service import ServerProcess, _warm, endpoint_paths, run_wrk
 
 # (label, substring of a py-spy frame "function (file:line)"): the request path, outside in.
@@ -72,7 +72,7 @@ def main() -> None:
     ap.add_argument("--items", type=int, default=100_000)
     ap.add_argument("--seconds", type=int, default=15)
     ap.add_argument("--endpoint", choices=["recommend", "similar"], default="recommend")
-    ap.add_argument("--cache-dir", type=Path, default=Path("var/bench"))
+    ap.add_argument("--cache-dir", type=Path, default=DEFAULT_DIR)
     args = ap.parse_args()
     profile(args.items, args.seconds, args.cache_dir, args.endpoint)
 

@@ -34,6 +34,7 @@ import httpx
 import numpy as np
 
 from benchmarks.catalogue import Catalogue
+from benchmarks.open_loop import measure_open_loop
 from benchmarks.procs import drop_keys, free_port, proc_cpu_seconds, proc_pss_mb, proc_rss_mb
 from service.http_protocol import PROTOCOL
 
@@ -346,6 +347,9 @@ def run_service(
                 _warm(server, paths[name])
             plan = [("recommend", paths["recommend"]), ("similar", paths["similar"])]
             runs = _measure(server, plan, concurrencies, duration_s, log, cat.spec.n_items)
+            top = runs["recommend"][str(max(concurrencies))]["rps"]  # open loop at half of it (issue 21)
+            log(f"  {cat.spec.n_items:>8} items  recommend open loop at 50% of {top:.0f} rps …")
+            result["open_loop"] = measure_open_loop(server, paths["recommend"], top, 0.5, duration_s)
             # The same users again, each with 5 fresh clicks (in-process fresh state): the cost of
             # the feedback loop's "at once" on the request path, paired with the run above.
             post_fresh_feedback(server, cat, paths["recommend"])

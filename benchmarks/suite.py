@@ -53,6 +53,9 @@ def _service_summary(raw: dict[str, Any], concurrencies: Sequence[int]) -> dict[
         server += [r["server_cpu"] for r in runs.values()]
     out["max_wrk_cpu"] = max(wrk, default=None)
     out["max_server_cpu"] = max(server, default=None)
+    if "open_loop" in raw and "recommend" in out:  # constant rate at 50% of the closed-loop max
+        out["recommend"]["open_loop"] = raw["open_loop"]
+        out["recommend"]["open_loop_p99_ms"] = raw["open_loop"]["p99_ms"]
     if "cache_skipped" in raw:
         out["cache_skipped"] = raw["cache_skipped"]
     return out

@@ -25,7 +25,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-from benchmarks.catalogue import CatalogueSpec, ensure_catalogue
+from benchmarks.catalogue import DEFAULT_DIR, CatalogueSpec, ensure_catalogue
 from benchmarks.service import ServerProcess, _warm, endpoint_paths, run_wrk
 
 
@@ -154,7 +154,7 @@ def main() -> None:
     ap.add_argument("--items", type=int, default=10_000)
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--seconds", type=float, default=5.0)
-    ap.add_argument("--cache-dir", type=Path, default=Path("var/bench"))
+    ap.add_argument("--cache-dir", type=Path, default=DEFAULT_DIR)
     args = ap.parse_args()
     result = measure(args.items, args.rounds, args.seconds, args.cache_dir)
     for name, row in result["endpoints"].items():

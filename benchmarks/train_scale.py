@@ -28,6 +28,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+from benchmarks import bench_dir
 from training.synthetic import PowerLawSpec
 
 
@@ -277,7 +278,7 @@ def train_table(r: dict[str, Any]) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     add_arguments(parser)
-    parser.add_argument("--cache-dir", type=Path, default=Path("var/bench"))
+    parser.add_argument("--cache-dir", type=Path, default=bench_dir())
     args = parser.parse_args(argv)
     spec = PowerLawSpec(n_users=args.users, n_items=args.items, n_interactions=args.interactions)
     path = ensure_log(spec, args.cache_dir)

@@ -16,7 +16,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from benchmarks.catalogue import CatalogueSpec, ensure_catalogue
+from benchmarks.catalogue import DEFAULT_DIR, CatalogueSpec, ensure_catalogue
 from benchmarks.procs import proc_pss_mb, proc_rss_mb
 from benchmarks.service import ServerProcess, _warm, endpoint_paths
 
@@ -50,7 +50,7 @@ def measure(spec: CatalogueSpec, cache_dir: Path) -> list[dict[str, float | int 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--items", type=int, default=100_000)
-    ap.add_argument("--cache-dir", type=Path, default=Path("var/bench"))
+    ap.add_argument("--cache-dir", type=Path, default=DEFAULT_DIR)
     args = ap.parse_args()
     measure(CatalogueSpec(n_items=args.items), args.cache_dir)
 

@@ -79,7 +79,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="also measure the /recommend cache-hit path (needs --redis-url or RECSERVE_REDIS_URL)",
     )  # fmt: skip
     parser.add_argument("--redis-url", default=None, help="Redis for the cache-hit run")
-    parser.add_argument("--cache-dir", type=Path, default=Path("var/bench"), help="built catalogues")
+    parser.add_argument(
+        "--cache-dir", type=Path, default=Path(os.environ.get("RECSERVE_BENCH_DIR") or "var/bench"),
+        help="built catalogues (default: $RECSERVE_BENCH_DIR, else var/bench)",
+    )  # fmt: skip
     parser.add_argument("--doc", type=Path, default=None, help="write the table here (docs/performance.md)")
     parser.add_argument("--note", default=None, help="machine-load note for the doc (default: load averages)")
     from benchmarks.train_scale import add_arguments as train_arguments

@@ -56,9 +56,14 @@ def test_bench_runs_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixture[str
         search_us = results["stages"][n][f"{ep}_us"]["retrieval"]
         base_us = svc["baseline"]["cpu_us_per_req"]
         assert svc[ep]["limit_rps"] == pytest.approx(1e6 / (base_us + search_us))
+    loop = svc["recommend"]["open_loop"]  # constant rate at half the closed-loop maximum
+    assert loop["rate"] == pytest.approx(0.5 * svc["recommend"]["rps"])
+    assert loop["errors"] == 0 and loop["ok"] == loop["scheduled"] == loop["computed"] > 0
+    assert 0 < svc["recommend"]["open_loop_p99_ms"] == loop["p99_ms"]
     assert results["rss_mb"][n] > 0
     text = doc.read_text()
     assert "recserve bench" in text and "| measure |" in text and "## Targets" in text
     assert "/recommend p99 with fresh feedback vs without" in text
+    assert "open loop at 50% of max" in text
     assert "of limit" in text and "/recommend computed / limit" in text
     assert "| measure |" in err  # the table went to stderr
