@@ -36,7 +36,7 @@ from recommender.model import RecommenderModel
 from recommender.ranker import DeepFeatureRanking
 from recommender.retrieval import HNSWParams, ItemIndex
 
-DEFAULT_DIR = Path("var/bench")
+DEFAULT_DIR = Path(os.environ.get("RECSERVE_BENCH_DIR", "var/bench"))  # shared cache: set it to one folder
 DIM = 64
 N_TAGS = 8
 

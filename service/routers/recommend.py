@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 
 from service import presenter
 from service.deps import ServingDep
+from service.fastget import FastGetRoute, fast_parser, recommend_query
 from service.parsing import BatchPost, RecommendGet, RecommendPost
 from service.queries import RecommendQuery
 from service.responses import FastJSONResponse
 from service.routers.common import error_responses
 from service.schemas import BatchRecommendResponse, RecommendResponse
 
-router = APIRouter(tags=["recommend"])
+router = APIRouter(tags=["recommend"], route_class=FastGetRoute)
 ERRORS = error_responses("Unknown user (only with cold_start_fallback=error).")
 
 
@@ -23,7 +24,14 @@ def _answer(serving: ServingDep, query: RecommendQuery) -> FastJSONResponse:
     )
 
 
+async def _fast(request: Request) -> FastJSONResponse | None:
+    """A plain GET without FastAPI's parameter resolution (``service/fastget.py``)."""
+    query = recommend_query(request)
+    return None if query is None else _answer(request.app.state.serving, query)
+
+
 @router.get("/recommend", response_model=RecommendResponse, responses=ERRORS)
+@fast_parser(_fast)
 async def recommend_get(serving: ServingDep, query: RecommendGet) -> FastJSONResponse:
     """Top-k items for ``user_id``, best first (retrieval → ranking → selection).
 
