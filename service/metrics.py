@@ -123,6 +123,13 @@ class Metrics:
             buckets=(10, 25, 50, 100, 200, 300, 500, 1000, 2000),
             registry=r,
         )
+        self.batch_size = Histogram(
+            "recserve_batch_size",
+            "Lists computed in one model call (micro-batching; 1 = alone), by endpoint kind.",
+            ["kind"],
+            buckets=(1, 2, 4, 8, 16, 32, 64, 128),
+            registry=r,
+        )
         self.model_info = Gauge(
             "recserve_model_info",
             "The model version being served (value 1).",

@@ -17,8 +17,8 @@ router = APIRouter(tags=["recommend"], route_class=FastGetRoute)
 ERRORS = error_responses("Unknown user (only with cold_start_fallback=error).")
 
 
-def _answer(serving: ServingDep, query: RecommendQuery) -> FastJSONResponse:
-    loaded, answer = serving.recommend(query)
+async def _answer(serving: ServingDep, query: RecommendQuery) -> FastJSONResponse:
+    loaded, answer = await serving.recommend_async(query)
     return presenter.respond(
         loaded, presenter.recommend_body(loaded.model, query.user_id, answer, query.explain)
     )
@@ -27,7 +27,7 @@ def _answer(serving: ServingDep, query: RecommendQuery) -> FastJSONResponse:
 async def _fast(request: Request) -> FastJSONResponse | None:
     """A plain GET without FastAPI's parameter resolution (``service/fastget.py``)."""
     query = recommend_query(request)
-    return None if query is None else _answer(request.app.state.serving, query)
+    return None if query is None else await _answer(request.app.state.serving, query)
 
 
 @router.get("/recommend", response_model=RecommendResponse, responses=ERRORS)
@@ -39,13 +39,13 @@ async def recommend_get(serving: ServingDep, query: RecommendGet) -> FastJSONRes
     ``exclude_item_ids=i1&exclude_item_ids=i2``, at most 10 each); ``item_filter`` and longer
     lists need the POST form.
     """
-    return _answer(serving, query)
+    return await _answer(serving, query)
 
 
 @router.post("/recommend", response_model=RecommendResponse, responses=ERRORS)
 async def recommend_post(serving: ServingDep, query: RecommendPost) -> FastJSONResponse:
     """Same as GET, with every option (including ``item_filter``) in a JSON body."""
-    return _answer(serving, query)
+    return await _answer(serving, query)
 
 
 @router.post("/recommend/batch", response_model=BatchRecommendResponse, responses=ERRORS)

@@ -17,25 +17,25 @@ router = APIRouter(tags=["similar-items"], route_class=FastGetRoute)
 ERRORS = error_responses("Unknown item_id.")
 
 
-def _answer(serving: ServingDep, query: SimilarQuery) -> FastJSONResponse:
-    loaded, answer = serving.similar(query)
+async def _answer(serving: ServingDep, query: SimilarQuery) -> FastJSONResponse:
+    loaded, answer = await serving.similar_async(query)
     return presenter.respond(loaded, presenter.similar_body(loaded.model, query.item_id, answer))
 
 
 async def _fast(request: Request) -> FastJSONResponse | None:
     """A plain GET without FastAPI's parameter resolution (``service/fastget.py``)."""
     query = similar_query(request)
-    return None if query is None else _answer(request.app.state.serving, query)
+    return None if query is None else await _answer(request.app.state.serving, query)
 
 
 @router.get("/similar-items", response_model=SimilarResponse, responses=ERRORS)
 @fast_parser(_fast)
 async def similar_get(serving: ServingDep, query: SimilarGet) -> FastJSONResponse:
     """The k items most similar to ``item_id`` (the item itself excluded)."""
-    return _answer(serving, query)
+    return await _answer(serving, query)
 
 
 @router.post("/similar-items", response_model=SimilarResponse, responses=ERRORS)
 async def similar_post(serving: ServingDep, query: SimilarPost) -> FastJSONResponse:
     """Same as GET, with ``item_filter`` available."""
-    return _answer(serving, query)
+    return await _answer(serving, query)
