@@ -10,7 +10,7 @@ batch's ~1 ms of search make the next. Two things are gained:
   the OpenMP threads, i.e. the second core), one feature assembly and one ranker forward;
 * the worker thread releases the GIL in FAISS, numpy, torch and socket reads, so the event loop
   keeps doing HTTP on the other core meanwhile; the fresh events of a batch's users are one
-  Redis round trip (``get_many``).
+  Redis round trip (``get_many``), and so are the stored lists its requests read.
 
 Per-request results are those of the unbatched path: each request runs its own code
 (:meth:`Serving.recommend_steps`, a generator) up to the one list it must compute (a
@@ -36,6 +36,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from recommender.model import Recommendations, RecommenderModel
+from service.lists import CachedLists, Read
 
 if TYPE_CHECKING:
     from service.answers import ListAnswer
@@ -63,20 +64,22 @@ class Need:
 
 
 Result = tuple["LoadedModel", "ListAnswer"]
-Steps = Generator[Need, Recommendations, Result]
+Steps = Generator["Need | Read", Any, Result]
 
 
-def run_alone(steps: Steps) -> Result:
-    """Drive one request's steps, computing its list by itself (the unbatched path)."""
-    try:
-        need = next(steps)
-    except StopIteration as done:
-        return done.value
-    try:
-        steps.send(need.run(need.n))
-    except StopIteration as done:
-        return done.value
-    raise RuntimeError("a request's steps yielded twice")
+def run_alone(steps: Steps, lists: CachedLists) -> Result:
+    """Drive one request's steps by itself (the unbatched path): its read, then its list."""
+    value: Any = None
+    while True:
+        try:
+            wanted = steps.send(value)
+        except StopIteration as done:
+            return done.value
+        if isinstance(wanted, Read):
+            assert lists.cache is not None
+            value = lists.cache.backend.get(wanted.key, wanted.n_items)
+        else:
+            value = wanted.run(wanted.n)
 
 
 def group_key(need: Need) -> tuple[Any, ...] | None:
@@ -118,51 +121,60 @@ Job = tuple[str, Any]  # ("rec", RecommendQuery) | ("sim", SimilarQuery)
 
 
 def run_batch(serving: Serving, jobs: Sequence[Job]) -> list[Result | BaseException]:
-    """Answer ``jobs`` (in the worker thread): each request's own steps, lists computed per group."""
+    """Answer ``jobs`` (in the worker thread): each request runs its own steps; the stored lists
+    they read are one round trip, the lists they compute one model call per :func:`group_key`."""
     results: list[Result | BaseException | None] = [None] * len(jobs)
     users = [q.user_id for kind, q in jobs if kind == "rec"]
     fresh = iter(serving.fresh.get_many(users) if serving.fresh is not None and users else [])
-    pending: list[tuple[int, Steps, Need]] = []
+    todo: list[tuple[int, Steps, Any]] = []
     for i, (kind, query) in enumerate(jobs):
-        try:
-            steps = (
-                serving.recommend_steps(query, next(fresh, []))
-                if kind == "rec"
-                else serving.similar_steps(query)
-            )
-            pending.append((i, steps, next(steps)))
-        except StopIteration as done:
-            results[i] = done.value
-        except Exception as exc:  # the request's own error (404, 422, 503): its answer
-            results[i] = exc
-    groups: dict[Any, list[tuple[int, Steps, Need]]] = defaultdict(list)
-    for entry in pending:
-        key = group_key(entry[2])
-        groups[key if key is not None else ("alone", entry[0])].append(entry)
-    for members in groups.values():
-        needs = [need for _, _, need in members]
-        try:
-            if len(needs) == 1:
-                recs = [needs[0].run(needs[0].n)]
-            else:
-                timings: dict[str, float] = {}
-                recs = compute_group(needs, timings)
-                serving.metrics.observe_stages(timings)
-            serving.metrics.batch_size.labels(needs[0].kind).observe(len(needs))
-        except Exception as exc:
-            for i, steps, _ in members:
-                steps.close()
-                results[i] = exc
-            continue
-        for (i, steps, _), rec in zip(members, recs, strict=True):
+        steps = (
+            serving.recommend_steps(query, next(fresh, [])) if kind == "rec" else serving.similar_steps(query)
+        )
+        todo.append((i, steps, None))
+    while todo:
+        reads: dict[int, list[tuple[int, Steps, Read]]] = defaultdict(list)
+        groups: dict[Any, list[tuple[int, Steps, Need]]] = defaultdict(list)
+        for i, steps, value in todo:
             try:
-                steps.send(rec)
-                results[i] = RuntimeError("a request's steps yielded twice")
+                wanted = steps.send(value)
             except StopIteration as done:
                 results[i] = done.value
-            except Exception as exc:
+                continue
+            except Exception as exc:  # the request's own error (404, 422, 503): its answer
                 results[i] = exc
+                continue
+            if isinstance(wanted, Read):
+                reads[wanted.n_items].append((i, steps, wanted))
+            else:
+                key = group_key(wanted)
+                groups[key if key is not None else ("alone", i)].append((i, steps, wanted))
+        todo = []
+        for n_items, members in reads.items():
+            assert serving.lists.cache is not None
+            stored = serving.lists.cache.get_many([read.key for _, _, read in members], n_items)
+            todo += [(i, steps, entry) for (i, steps, _), entry in zip(members, stored, strict=True)]
+        for members in groups.values():
+            try:
+                recs = _compute(serving, [need for _, _, need in members])
+            except Exception as exc:
+                for i, steps, _ in members:
+                    steps.close()
+                    results[i] = exc
+                continue
+            todo += [(i, steps, rec) for (i, steps, _), rec in zip(members, recs, strict=True)]
     return results  # type: ignore[return-value]
+
+
+def _compute(serving: Serving, needs: list[Need]) -> list[Recommendations]:
+    if len(needs) == 1:
+        recs = [needs[0].run(needs[0].n)]
+    else:
+        timings: dict[str, float] = {}
+        recs = compute_group(needs, timings)
+        serving.metrics.observe_stages(timings)
+    serving.metrics.batch_size.labels(needs[0].kind).observe(len(needs))
+    return recs
 
 
 class MicroBatcher:

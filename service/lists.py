@@ -20,12 +20,12 @@ The rules, all here:
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Generator
 from dataclasses import dataclass
 
 import numpy as np
 
-from listcache import CircuitBreaker, ListCache, MemoryBackend
+from listcache import CircuitBreaker, ListCache, Lookup, MemoryBackend, StoredList
 from recommender.model import Recommendations
 from service.answers import Source
 from service.metrics import Metrics
@@ -50,6 +50,14 @@ class ListRequest:
     def storable(self) -> bool:
         """Is a computed answer the stored list itself (no request exclusions, no filter)?"""
         return self.cacheable and len(self.excluded) == 0 and self.allowed is None
+
+
+@dataclass(frozen=True)
+class Read:
+    """A stored list a request's plan reads (see :meth:`CachedLists.plan_steps`)."""
+
+    key: str
+    n_items: int
 
 
 @dataclass(frozen=True)
@@ -86,6 +94,20 @@ class CachedLists:
     def plan(self, version: str, n_items: int, req: ListRequest) -> Plan:
         """The cache's half of :meth:`get_or_compute`: the stored answer, or how many to compute
         (and whether to store them). Split so a batch can compute many requests' lists at once."""
+        steps = self.plan_steps(version, n_items, req)
+        try:
+            read = next(steps)
+            assert self.cache is not None
+            steps.send(self.cache.backend.get(read.key, read.n_items))
+        except StopIteration as done:
+            return done.value  # type: ignore[no-any-return]
+        raise RuntimeError("plan_steps read twice")
+
+    def plan_steps(
+        self, version: str, n_items: int, req: ListRequest
+    ) -> Generator[Read, StoredList | None, Plan]:
+        """:meth:`plan` as a generator that yields the one key it reads (a :class:`Read`) and
+        receives the stored list, so a batch reads its requests' keys in one round trip."""
         cache = self.cache
         if cache is None:
             return Plan(None, req.k, False)
@@ -94,7 +116,11 @@ class CachedLists:
             return Plan(None, req.k, False)
         start = time.perf_counter()
         with self.tracing.stage("cache") as span:
-            found = cache.lookup(req.kind, version, req.key_id, n_items, req.k, req.excluded, req.allowed)
+            key = cache.read_key(req.kind, version, req.key_id)
+            if key is None:
+                found = Lookup("unavailable")
+            else:
+                found = cache.answer((yield Read(key, n_items)), req.k, req.excluded, req.allowed)
             if span is not None:
                 span.set_attribute("recserve.cache.result", found.result)
         self.metrics.stage_latency.labels("cache").observe(time.perf_counter() - start)

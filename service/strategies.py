@@ -170,7 +170,7 @@ class Serving:
 
     # -- /recommend --------------------------------------------------------------------------
     def recommend(self, query: RecommendQuery) -> tuple[LoadedModel, ListAnswer]:
-        return run_alone(self.recommend_steps(query))
+        return run_alone(self.recommend_steps(query), self.lists)
 
     def recommend_steps(self, query: RecommendQuery, raw_fresh: list[FreshItem] | None = None) -> Steps:
         """:meth:`recommend` as a generator that yields the one list it must compute (a
@@ -214,7 +214,7 @@ class Serving:
                 "recommend", "rec", query.user_id, query.k, query.cacheable and not slide,
                 _cat(excluded, own_fresh), allowed, max_n=max(query.k, model.n_candidates),
             )  # fmt: skip
-            plan = self.lists.plan(model.version, model.n_items, req)
+            plan = yield from self.lists.plan_steps(model.version, model.n_items, req)
             if plan.answer is not None:
                 rec, source = plan.answer, "cache"
             else:
@@ -306,7 +306,7 @@ class Serving:
 
     # -- /similar-items ----------------------------------------------------------------------
     def similar(self, query: SimilarQuery) -> tuple[LoadedModel, ListAnswer]:
-        return run_alone(self.similar_steps(query))
+        return run_alone(self.similar_steps(query), self.lists)
 
     def similar_steps(self, query: SimilarQuery) -> Steps:
         """:meth:`similar` as a generator (see :meth:`recommend_steps`)."""
@@ -323,7 +323,7 @@ class Serving:
             return model.similar(item, n, timings=timings, exclude_items=excluded, allowed=allowed)
 
         req = ListRequest("similar", "sim", query.item_id, query.k, True, excluded, allowed)
-        plan = self.lists.plan(model.version, model.n_items, req)
+        plan = yield from self.lists.plan_steps(model.version, model.n_items, req)
         if plan.answer is not None:
             rec, source = plan.answer, "cache"
         else:

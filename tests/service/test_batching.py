@@ -136,3 +136,24 @@ def test_micro_batcher_batches_what_queued_and_keeps_each_result() -> None:
     got = asyncio.run(main())
     assert got[:2] == [2, 4] and isinstance(got[2], ValueError) and got[3:] == [8, 10, 12, 14]
     assert sum(seen) == 7 and max(seen) <= 4 and len(seen) < 7  # batched, bounded
+
+
+def test_batched_cache_reads_and_write_backs_answer_as_alone(published_store: Path) -> None:
+    """With the list cache: a first batch computes and writes back, a second reads (one
+    ``get_many``); both answer as the lone path does."""
+    settings = Settings(store_uri=str(published_store), cache_size=1000, _env_file=None)
+    with TestClient(create_app(settings)) as c:
+        serving: Serving = c.app.state.serving
+        users = serving.holder.current.model.user_ids.ids[:12]
+        jobs = [("rec", RecommendQuery(u, 5)) for u in users]
+        jobs.append(("rec", RecommendQuery(users[0], 5, exclude_item_ids=("no-such-item",))))
+        first = run_batch(serving, jobs)
+        second = run_batch(serving, jobs)
+        assert {a[1].source for a in first} == {"computed"}  # type: ignore[index]
+        assert {a[1].source for a in second} == {"cache"}  # type: ignore[index]
+        for (_, query), a, b in zip(jobs, first, second, strict=True):
+            alone = serving.recommend(query)  # type: ignore[arg-type]
+            assert alone[1].source == "cache"
+            for got in (a, b):
+                np.testing.assert_array_equal(got[1].rec.items, alone[1].rec.items)  # type: ignore[index]
+                np.testing.assert_array_equal(got[1].rec.scores, alone[1].rec.scores)  # type: ignore[index]
