@@ -128,9 +128,12 @@ def run_batch(serving: Serving, jobs: Sequence[Job]) -> list[Result | BaseExcept
     fresh = iter(serving.fresh.get_many(users) if serving.fresh is not None and users else [])
     todo: list[tuple[int, Steps, Any]] = []
     for i, (kind, query) in enumerate(jobs):
-        steps = (
-            serving.recommend_steps(query, next(fresh, [])) if kind == "rec" else serving.similar_steps(query)
-        )
+        try:
+            rec = kind == "rec"
+            steps = serving.recommend_steps(query, next(fresh, [])) if rec else serving.similar_steps(query)
+        except Exception as exc:
+            results[i] = exc
+            continue
         todo.append((i, steps, None))
     while todo:
         reads: dict[int, list[tuple[int, Steps, Read]]] = defaultdict(list)
@@ -191,7 +194,8 @@ class MicroBatcher:
         self._queue: list[tuple[Job, asyncio.Future[Any]]] = []
         self._busy = False
         self._task: asyncio.Task[None] | None = None  # referenced: the loop keeps tasks weakly
-        self._executor = ThreadPoolExecutor(1, "recserve-batch", initializer)
+        self._initializer = initializer
+        self._executor: ThreadPoolExecutor | None = None  # made on first use, again after close()
 
     async def submit(self, kind: str, query: Any) -> Any:
         loop = asyncio.get_running_loop()
@@ -207,6 +211,8 @@ class MicroBatcher:
         try:
             while self._queue:
                 batch, self._queue = self._queue[: self._max], self._queue[self._max :]
+                if self._executor is None:
+                    self._executor = ThreadPoolExecutor(1, "recserve-batch", self._initializer)
                 try:
                     results = await loop.run_in_executor(self._executor, self._run, [job for job, _ in batch])
                 except Exception as exc:  # every waiting request gets it
@@ -222,4 +228,7 @@ class MicroBatcher:
             self._busy = False
 
     def close(self) -> None:
-        self._executor.shutdown(wait=True, cancel_futures=True)
+        """Stop the worker thread (the app's lifespan ends); a later request starts a new one."""
+        executor, self._executor = self._executor, None
+        if executor is not None:
+            executor.shutdown(wait=True, cancel_futures=True)
