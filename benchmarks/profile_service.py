@@ -70,9 +70,8 @@ def profile(
                     if any(needle in stack for needle in needles):
                         counts[label] += int(n)
     cpu = f"{run['cpu_us_per_req']:.0f} µs CPU/request"
-    print(
-        f"{endpoint} at {n_items} items, c=8, {env or 'defaults'}: {run['rps']:.0f} rps, {cpu}; {total} samples"
-    )
+    setup = env or "default settings"
+    print(f"{endpoint} at {n_items} items, c=8, {setup}: {run['rps']:.0f} rps, {cpu}; {total} samples")
     shares = {label: counts[label] / max(total, 1) for label, _ in PARTS}
     for label, share in shares.items():  # of all samples, both threads (idle ones are not sampled)
         print(f"{share:6.1%}  {label}")
