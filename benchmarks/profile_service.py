@@ -19,27 +19,37 @@ from pathlib import Path
 from benchmarks.catalogue import DEFAULT_DIR, CatalogueSpec, ensure_catalogue
 from benchmarks.service import ServerProcess, _warm, endpoint_paths, run_wrk
 
-# (label, substring of a py-spy frame "function (file:line)"): the request path, outside in.
+# (label, substrings of a py-spy frame "function (file:line)", any of them): the request path,
+# outside in; with micro-batching the model runs in the worker thread (its own samples).
 PARTS = [
-    ("whole request (ASGI app)", "Starlette.__call__"),
-    ("  endpoint function", "run_endpoint_function"),
-    ("    model: personalised strategy", "PersonalizedStrategy.recommend"),
-    ("      HNSW search", "IndexHNSW.search"),
-    ("      features + ranker", "FeatureRanking.score"),
-    ("        ranker forward", "FrozenRanker.__call__"),
-    ("      selection", "select_top"),
-    ("    answer body (presenter)", "recommend_body"),
-    ("  FastAPI parameter parsing", "solve_dependencies"),
-    ("  response send (headers, write)", "Response.__call__"),
+    ("event loop: whole request (ASGI app)", ("Starlette.__call__",)),
+    ("  endpoint function", ("run_endpoint_function", "fastget.py")),
+    ("  FastAPI parameter parsing", ("solve_dependencies",)),
+    ("  answer body (presenter)", ("recommend_body", "similar_body")),
+    ("  response send (headers, write)", ("Response.__call__",)),
+    ("worker thread: micro-batches", ("run_batch",)),
+    ("  stored-list reads, fresh events", ("get_many", "plan_steps")),
+    ("model: personalised strategy", ("PersonalizedStrategy.recommend",)),
+    ("model: similar items", ("SimilarItemsStrategy.recommend",)),
+    ("  HNSW search", ("IndexHNSW.search", "IndexHNSW_search")),
+    ("  features + ranker", ("FeatureRanking.score",)),
+    ("    ranker forward", ("FrozenRanker.__call__",)),
+    ("  selection", ("select_top",)),
 ]
 
 
-def profile(n_items: int, seconds: int, cache_dir: Path, endpoint: str = "recommend") -> dict[str, float]:
+def profile(
+    n_items: int,
+    seconds: int,
+    cache_dir: Path,
+    endpoint: str = "recommend",
+    env: dict[str, str] | None = None,
+) -> dict[str, float]:
     if shutil.which("py-spy") is None:
         raise SystemExit("py-spy not found: pip install py-spy")
     cat = ensure_catalogue(CatalogueSpec(n_items=n_items), cache_dir, log=print)
     paths = endpoint_paths(cat)[endpoint]
-    with ServerProcess(cat.store_root, None, extra_env={"RECSERVE_CACHE_SIZE": "0"}) as server:
+    with ServerProcess(cat.store_root, None, extra_env={**(env or {}), "RECSERVE_CACHE_SIZE": "0"}) as server:
         _warm(server, paths)
         with tempfile.TemporaryDirectory() as tmp:
             raw = Path(tmp) / "raw.txt"
@@ -56,13 +66,14 @@ def profile(n_items: int, seconds: int, cache_dir: Path, endpoint: str = "recomm
             for line in raw.read_text().splitlines():
                 stack, _, n = line.rpartition(" ")
                 total += int(n)
-                for label, needle in PARTS:
-                    if needle in stack:
+                for label, needles in PARTS:
+                    if any(needle in stack for needle in needles):
                         counts[label] += int(n)
     cpu = f"{run['cpu_us_per_req']:.0f} µs CPU/request"
-    print(f"{endpoint} at {n_items} items, c=8: {run['rps']:.0f} rps, {cpu}; {total} samples")
+    setup = env or "default settings"
+    print(f"{endpoint} at {n_items} items, c=8, {setup}: {run['rps']:.0f} rps, {cpu}; {total} samples")
     shares = {label: counts[label] / max(total, 1) for label, _ in PARTS}
-    for label, share in shares.items():
+    for label, share in shares.items():  # of all samples, both threads (idle ones are not sampled)
         print(f"{share:6.1%}  {label}")
     return shares
 
@@ -73,8 +84,10 @@ def main() -> None:
     ap.add_argument("--seconds", type=int, default=15)
     ap.add_argument("--endpoint", choices=["recommend", "similar"], default="recommend")
     ap.add_argument("--cache-dir", type=Path, default=DEFAULT_DIR)
+    ap.add_argument("--env", action="append", default=[], metavar="RECSERVE_X=V", help="service setting")
     args = ap.parse_args()
-    profile(args.items, args.seconds, args.cache_dir, args.endpoint)
+    env = dict(v.split("=", 1) for v in args.env)
+    profile(args.items, args.seconds, args.cache_dir, args.endpoint, env)
 
 
 if __name__ == "__main__":

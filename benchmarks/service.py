@@ -324,6 +324,7 @@ def run_service(
     redis_url: str | None = None,
     log: Any = print,
     workers: int = 1,
+    service_env: dict[str, str] | None = None,
 ) -> dict[str, Any]:
     """Load-test every endpoint at each concurrency; RSS after load and at the end.
 
@@ -336,7 +337,7 @@ def run_service(
     paths = endpoint_paths(cat)
     raw_mb = (cat.embedding_bytes + cat.index_bytes) / 2**20
     result: dict[str, Any] = {"n_items": cat.spec.n_items, "endpoints": {}, "raw_mb": raw_mb}
-    no_cache = {"RECSERVE_CACHE_SIZE": "0"}
+    no_cache = {**(service_env or {}), "RECSERVE_CACHE_SIZE": "0"}
     with tempfile.TemporaryDirectory() as events_dir:
         env = {**no_cache, "RECSERVE_DATABASE_URL": _migrated_sqlite(events_dir)}
         with ServerProcess(cat.store_root, None, extra_env=env, workers=workers) as server:

@@ -31,6 +31,7 @@ class BenchOptions:
     ef_construction: int | None = None  # None: the production default (HNSWParams)
     hnsw_m: int | None = None
     cooc_neighbours: int = 0
+    service_env: dict[str, str] = field(default_factory=dict)  # settings of the measured service
 
 
 def _service_summary(raw: dict[str, Any], concurrencies: Sequence[int]) -> dict[str, Any]:
@@ -95,6 +96,7 @@ def run_suite(opts: BenchOptions, log: Callable[[str], None] = print) -> dict[st
         "hnsw_m": opts.hnsw_m or HNSWParams.m,
         "ef_search": HNSWParams.ef_search,
         "cooc_neighbours": opts.cooc_neighbours,
+        "service_env": opts.service_env,
         "machine": report.machine(),
         "retrieval": {},
         "service": {},
@@ -123,7 +125,9 @@ def run_suite(opts: BenchOptions, log: Callable[[str], None] = print) -> dict[st
             results["stages"][key] = run_stages(cat)
         if "service" in opts.parts:
             log(f"[{report.size_label(n)}] service under wrk load")
-            raw = run_service(cat, opts.concurrencies, opts.duration_s, opts.redis_url, log, opts.workers)
+            raw = run_service(
+                cat, opts.concurrencies, opts.duration_s, opts.redis_url, log, opts.workers, opts.service_env
+            )
             results["service"][key] = _service_summary(raw, opts.concurrencies)
             cores = min(opts.workers, os.cpu_count() or 1)
             add_limits(results["service"][key], results["stages"].get(key), cores)

@@ -7,7 +7,7 @@ from typing import Literal
 
 import numpy as np
 
-from listcache.backend import ListBackend
+from listcache.backend import ListBackend, StoredList
 from listcache.config import DEFAULTS
 from listcache.keys import list_key, ready_key
 from listcache.rule import answer_from_cached
@@ -65,15 +65,40 @@ class ListCache:
         allowed: np.ndarray | None = None,
     ) -> Lookup:
         """The top ``k`` of the stored list after ``excluded`` (item indices) and ``allowed`` (mask)."""
-        if not self.backend.ready(ready_key(self.prefix, version)):
+        key = self.read_key(kind, version, key_id)
+        if key is None:
             return Lookup("unavailable")
-        entry = self.backend.get(list_key(self.prefix, version, kind, key_id), n_items)
+        return self.answer(self.backend.get(key, n_items), k, excluded, allowed)
+
+    def read_key(self, kind: str, version: str, key_id: str) -> str | None:
+        """The key :meth:`lookup` reads, or None when the version is not ready (``unavailable``).
+        With :meth:`answer`, :meth:`lookup` in two halves, so a caller can read many keys at once
+        (:meth:`get_many`)."""
+        if not self.backend.ready(ready_key(self.prefix, version)):
+            return None
+        return list_key(self.prefix, version, kind, key_id)
+
+    def get_many(self, keys: list[str], n_items: int) -> list[StoredList | None]:
+        """Read many keys: one round trip when the backend can (``get_many``), else one each."""
+        many = getattr(self.backend, "get_many", None)
+        if many is not None:
+            return many(keys, n_items)  # type: ignore[no-any-return]
+        return [self.backend.get(key, n_items) for key in keys]
+
+    @staticmethod
+    def answer(
+        entry: StoredList | None,
+        k: int,
+        excluded: np.ndarray | None = None,
+        allowed: np.ndarray | None = None,
+    ) -> Lookup:
+        """The second half of :meth:`lookup`: the answer from what was read."""
         if entry is None:
             return Lookup("miss")
-        answer = answer_from_cached(entry[0], entry[1], k, excluded, allowed)
-        if answer is None:
+        found = answer_from_cached(entry[0], entry[1], k, excluded, allowed)
+        if found is None:
             return Lookup("miss")
-        return Lookup("hit", answer[0], answer[1])
+        return Lookup("hit", found[0], found[1])
 
     def store(self, kind: str, version: str, key_id: str, items: np.ndarray, scores: np.ndarray) -> bool:
         """Write back a full top-N list computed on a miss; True if it was written (or attempted)."""

@@ -144,7 +144,26 @@ class RedisBackend:
 
     def get(self, key: str, n_items: int) -> StoredList | None:
         ok, blob = self._call("get", lambda: self.client.get(key))
-        if not ok or blob is None:
+        return self._decode(key, blob, n_items) if ok else None
+
+    def get_many(self, keys: list[str], n_items: int) -> list[StoredList | None]:
+        """:meth:`get` for many keys in one non-transactional pipeline (one round trip per node)."""
+        if len(keys) == 1:
+            return [self.get(keys[0], n_items)]
+
+        def read() -> Any:
+            pipe = self.client.pipeline(transaction=False)
+            for key in keys:
+                pipe.get(key)
+            return pipe.execute()
+
+        ok, blobs = self._call("get", read)
+        if not ok:
+            return [None] * len(keys)
+        return [self._decode(key, blob, n_items) for key, blob in zip(keys, blobs, strict=True)]
+
+    def _decode(self, key: str, blob: bytes | None, n_items: int) -> StoredList | None:
+        if blob is None:
             return None
         try:
             return decode_list(blob, n_items)

@@ -117,6 +117,18 @@ def _augmented_rows(emb: np.ndarray, radius: float, width: int | None = None, st
         yield mips_augment(emb[lo : lo + step], radius, width)
 
 
+_BEAMS: dict[int, faiss.SearchParametersHNSW] = {}
+
+
+def _beam(ef: int) -> faiss.SearchParametersHNSW:
+    """The search parameters of a beam width, made once (~7 µs each; a search only reads them,
+    so calls and threads share them)."""
+    params = _BEAMS.get(ef)
+    if params is None:
+        params = _BEAMS[ef] = faiss.SearchParametersHNSW(efSearch=ef)
+    return params
+
+
 class ItemIndex:
     """Inner-product search over item embeddings (see the module doc for the kinds).
 
@@ -277,7 +289,7 @@ class ItemIndex:
         ef = max(n, ef_search or current or 0)
         if current is not None and ef != current:
             # HNSW cannot return more than efSearch results: the beam is set for this call only.
-            scores, idx = self.index.search(fq, n, params=faiss.SearchParametersHNSW(efSearch=ef))
+            scores, idx = self.index.search(fq, n, params=_beam(ef))
         else:
             scores, idx = self.index.search(fq, n)
         if self.mips_transform:  # L2² → inner product: ⟨q, x⟩ = (|q|² + R² − d²) / 2

@@ -64,6 +64,12 @@ class Strategy(Protocol):
     ) -> list[Recommendations]: ...
 
 
+def _join(first: np.ndarray | None, extra: np.ndarray) -> np.ndarray | None:
+    if first is None or len(first) == 0:
+        return extra if len(extra) else first
+    return np.concatenate([first, np.asarray(extra, np.int64)]) if len(extra) else first
+
+
 @dataclass
 class PersonalizedStrategy:
     """Known users (internal indices), batched: their bundle rows through the two stages."""
@@ -83,10 +89,16 @@ class PersonalizedStrategy:
         diversity: float = 0.0,
         n_candidates: int | None = None,
         timings: Timings | None = None,
+        exclude_rows: Sequence[np.ndarray] | None = None,
     ) -> list[Recommendations]:
+        """``exclude_rows``: item indices left out for one subject each (beside ``exclude_items``),
+        so requests with their own exclusions can share one batch (the service's micro-batching)."""
         users = np.asarray(subjects, dtype=np.int64).reshape(-1)
         histories = [self.queries.seen(int(u)) for u in users]
-        exclude = merge_exclusions([h if exclude_seen else None for h in histories], exclude_items)
+        own = [h if exclude_seen else None for h in histories]
+        if exclude_rows is not None:
+            own = [_join(h, extra) for h, extra in zip(own, exclude_rows, strict=True)]
+        exclude = merge_exclusions(own, exclude_items)
         return self.pipeline.recommend(
             self.queries.known(users), k, exclude, allowed, diversity, n_candidates, timings, histories
         )

@@ -83,11 +83,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--cache-dir", type=Path, default=Path(os.environ.get("RECSERVE_BENCH_DIR") or "var/bench"),
         help="built catalogues (default: $RECSERVE_BENCH_DIR, else var/bench)",
     )  # fmt: skip
+    parser.add_argument(
+        "--service-env", action="append", default=[], metavar="RECSERVE_X=V",
+        help="a setting of the measured service, e.g. RECSERVE_MICRO_BATCHING=false (repeatable: A/B runs)",
+    )  # fmt: skip
     parser.add_argument("--doc", type=Path, default=None, help="write the table here (docs/performance.md)")
     parser.add_argument("--note", default=None, help="machine-load note for the doc (default: load averages)")
     from benchmarks.train_scale import add_arguments as train_arguments
 
     train_arguments(parser, prefix="train-")
+
+
+def _setting(text: str) -> tuple[str, str]:
+    name, eq, value = text.partition("=")
+    if not eq or not name.startswith("RECSERVE_"):
+        raise UsageError(f"--service-env wants RECSERVE_NAME=VALUE, got {text!r}")
+    return name, value
 
 
 def run(args: argparse.Namespace) -> int:
@@ -122,6 +133,7 @@ def run(args: argparse.Namespace) -> int:
         ef_construction=args.ef_construction,
         hnsw_m=args.hnsw_m,
         cooc_neighbours=args.cooc_neighbours,
+        service_env=dict(_setting(v) for v in args.service_env),
     )
 
     def log(msg: str) -> None:

@@ -69,6 +69,7 @@ def create_app(settings: Settings | None = None, span_exporter: SpanExporter | N
     fresh = build_fresh_store(settings, metrics)
     events = Feedback(settings.database_url, holder, metrics, fresh)
     served_lists = ServedLists(metrics, events.opened)  # CTR's denominator, into the event store
+    serving = Serving(holder, settings, metrics, lists, fresh, tracing)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -89,6 +90,7 @@ def create_app(settings: Settings | None = None, span_exporter: SpanExporter | N
             with contextlib.suppress(asyncio.CancelledError):
                 await served_flusher
             await asyncio.to_thread(served_lists.flush_quietly)
+            serving.close()
             lists.close()
             if metrics_server is not None:
                 metrics_server.shutdown()
@@ -115,7 +117,7 @@ def create_app(settings: Settings | None = None, span_exporter: SpanExporter | N
     app.state.cache = lists.cache
     app.state.api_keys = api_keys
     app.state.tracing = tracing
-    app.state.serving = Serving(holder, settings, metrics, lists, fresh, tracing)
+    app.state.serving = serving
     app.state.feedback = events
     app.state.served_lists = served_lists
     install_error_handlers(app)

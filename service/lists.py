@@ -20,12 +20,12 @@ The rules, all here:
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Generator
 from dataclasses import dataclass
 
 import numpy as np
 
-from listcache import CircuitBreaker, ListCache, MemoryBackend
+from listcache import CircuitBreaker, ListCache, Lookup, MemoryBackend, StoredList
 from recommender.model import Recommendations
 from service.answers import Source
 from service.metrics import Metrics
@@ -52,6 +52,24 @@ class ListRequest:
         return self.cacheable and len(self.excluded) == 0 and self.allowed is None
 
 
+@dataclass(frozen=True)
+class Read:
+    """A stored list a request's plan reads (see :meth:`CachedLists.plan_steps`)."""
+
+    key: str
+    n_items: int
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What :meth:`CachedLists.plan` decided: a stored ``answer``, else compute ``n`` items
+    (and ``store`` them: the full N-list of a request a stored list could have answered)."""
+
+    answer: Recommendations | None
+    n: int
+    store: bool
+
+
 def head(rec: Recommendations, k: int) -> Recommendations:
     return Recommendations(rec.items[:k], rec.scores[:k], rec.retrieval_scores[:k])
 
@@ -68,27 +86,60 @@ class CachedLists:
         self, version: str, n_items: int, req: ListRequest, compute: Callable[[int], Recommendations]
     ) -> tuple[Recommendations, Source]:
         """The answer for ``req`` from a stored list, else ``compute(n)`` (written back when full)."""
+        plan = self.plan(version, n_items, req)
+        if plan.answer is not None:
+            return plan.answer, "cache"
+        return self.finish(version, req, plan, compute(plan.n))
+
+    def plan(self, version: str, n_items: int, req: ListRequest) -> Plan:
+        """The cache's half of :meth:`get_or_compute`: the stored answer, or how many to compute
+        (and whether to store them). Split so a batch can compute many requests' lists at once."""
+        steps = self.plan_steps(version, n_items, req)
+        try:
+            read = next(steps)
+            assert self.cache is not None
+            steps.send(self.cache.backend.get(read.key, read.n_items))
+        except StopIteration as done:
+            return done.value  # type: ignore[no-any-return]
+        raise RuntimeError("plan_steps read twice")
+
+    def plan_steps(
+        self, version: str, n_items: int, req: ListRequest
+    ) -> Generator[Read, StoredList | None, Plan]:
+        """:meth:`plan` as a generator that yields the one key it reads (a :class:`Read`) and
+        receives the stored list, so a batch reads its requests' keys in one round trip."""
         cache = self.cache
         if cache is None:
-            return compute(req.k), "computed"
+            return Plan(None, req.k, False)
         if not req.cacheable or req.k > cache.list_size:
             self.metrics.cache.labels(req.endpoint, "bypass").inc()
-            return compute(req.k), "computed"
+            return Plan(None, req.k, False)
         start = time.perf_counter()
         with self.tracing.stage("cache") as span:
-            found = cache.lookup(req.kind, version, req.key_id, n_items, req.k, req.excluded, req.allowed)
+            key = cache.read_key(req.kind, version, req.key_id)
+            if key is None:
+                found = Lookup("unavailable")
+            else:
+                found = cache.answer((yield Read(key, n_items)), req.k, req.excluded, req.allowed)
             if span is not None:
                 span.set_attribute("recserve.cache.result", found.result)
         self.metrics.stage_latency.labels("cache").observe(time.perf_counter() - start)
         self.metrics.cache.labels(req.endpoint, found.result).inc()
         if found.items is not None and found.scores is not None:
             unknown = np.full(len(found.items), np.nan, np.float32)  # stage-1 scores are not stored
-            return Recommendations(found.items, found.scores, unknown), "cache"
+            return Plan(Recommendations(found.items, found.scores, unknown), req.k, False)
         if not req.storable or found.result == "unavailable":
-            return compute(req.k), "computed"
+            return Plan(None, req.k, False)
         n = cache.list_size if req.max_n is None else min(cache.list_size, req.max_n)
-        rec = compute(n)
-        cache.store(req.kind, version, req.key_id, rec.items, rec.scores)
+        return Plan(None, n, True)
+
+    def finish(
+        self, version: str, req: ListRequest, plan: Plan, rec: Recommendations
+    ) -> tuple[Recommendations, Source]:
+        """The other half: write a full computed list back and answer its first ``k``."""
+        if not plan.store or self.cache is None:
+            return rec, "computed"
+        self.cache.store(req.kind, version, req.key_id, rec.items, rec.scores)
         return head(rec, req.k), "computed"
 
     def close(self) -> None:

@@ -70,6 +70,26 @@ class _WorkerSums(Collector):
             yield metric
 
 
+def _remember_children(metric: Any) -> None:
+    """Make ``metric.labels(*values)`` a dict lookup after the first call with those values.
+
+    prometheus-client validates and locks on every ``labels`` call; the children of these
+    metrics are never removed, so the one it returned first stays valid (keyword calls keep the
+    original path)."""
+    children: dict[tuple[str, ...], Any] = {}
+    original = metric.labels
+
+    def labels(*values: Any, **named: Any) -> Any:
+        if named:
+            return original(*values, **named)
+        child = children.get(values)
+        if child is None:
+            child = children[values] = original(*values)
+        return child
+
+    metric.labels = labels
+
+
 class Metrics:
     """All service metrics. Names are part of the deployment contract (Grafana queries them).
 
@@ -121,6 +141,13 @@ class Metrics:
             "recserve_candidates",
             "Retrieval candidates scored per request.",
             buckets=(10, 25, 50, 100, 200, 300, 500, 1000, 2000),
+            registry=r,
+        )
+        self.batch_size = Histogram(
+            "recserve_batch_size",
+            "Lists computed in one model call (micro-batching; 1 = alone), by endpoint kind.",
+            ["kind"],
+            buckets=(1, 2, 4, 8, 16, 32, 64, 128),
             registry=r,
         )
         self.model_info = Gauge(
@@ -222,6 +249,15 @@ class Metrics:
             local.register(ServerProcesses())
         PlatformCollector(registry=local)
         self._versions: set[str] = set()
+        for hot in (
+            self.requests,
+            self.latency,
+            self.stage_latency,
+            self.cache,
+            self.batch_size,
+            self.lists_served,
+        ):
+            _remember_children(hot)  # labelled on every request: ~3 µs a call saved
 
     def observe_stages(self, timings: dict[str, float]) -> None:
         for stage, seconds in timings.items():

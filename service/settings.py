@@ -177,6 +177,12 @@ class Settings(BaseSettings):
     bench_endpoints: bool = Field(
         False, description="Serve GET /bench/baseline (constant JSON): the benchmark's reference endpoint."
     )
+    micro_batching: bool = Field(
+        True,
+        description="Answer /recommend and /similar-items in a worker thread, the requests that queued "
+        "meanwhile as one batch (one FAISS search, one ranker forward); off = each on the event loop.",
+    )
+    max_micro_batch: int = Field(32, ge=1, le=1024, description="Most requests in one micro-batch.")
 
     # -- operations (docs/operations.md) --
     model_max_age_s: float = Field(

@@ -16,10 +16,12 @@ the ranking itself changed) and are an unknown user's recent items (cold start).
 from __future__ import annotations
 
 import numpy as np
+import torch
 
 from recommender.filters import ItemFilter, UnknownAttribute
 from recommender.model import Recommendations, RecommenderModel
 from service.answers import ListAnswer
+from service.batching import MicroBatcher, Need, Steps, run_alone, run_batch
 from service.exceptions import NoModel, UnknownFilterAttribute, UnknownItem, UnknownUser
 from service.fresh import FreshItem, FreshStore
 from service.lists import CachedLists, ListRequest
@@ -104,6 +106,30 @@ class Serving:
         self.fresh = fresh
         self.positive_types = frozenset(settings.feedback_positive_types)
         self.tracing = tracing or Tracing(None)
+        # traced requests are not batched: each stage span belongs to one request
+        self.batcher: MicroBatcher | None = None
+        if settings.micro_batching and not self.tracing.enabled:
+            self.batcher = MicroBatcher(
+                lambda jobs: run_batch(self, jobs),
+                settings.max_micro_batch,
+                initializer=lambda: torch.set_num_threads(settings.torch_threads),  # per thread
+            )
+
+    async def recommend_async(self, query: RecommendQuery) -> tuple[LoadedModel, ListAnswer]:
+        """:meth:`recommend`, in the next micro-batch when batching is on."""
+        if self.batcher is None:
+            return self.recommend(query)
+        return await self.batcher.submit("rec", query)  # type: ignore[no-any-return]
+
+    async def similar_async(self, query: SimilarQuery) -> tuple[LoadedModel, ListAnswer]:
+        """:meth:`similar`, in the next micro-batch when batching is on."""
+        if self.batcher is None:
+            return self.similar(query)
+        return await self.batcher.submit("sim", query)  # type: ignore[no-any-return]
+
+    def close(self) -> None:
+        if self.batcher is not None:
+            self.batcher.close()
 
     def _fresh(self, loaded: LoadedModel, user_ids: tuple[str, ...]) -> list[Fresh]:
         """Each user's events newer than the model, on its item indices (unknown items dropped)."""
@@ -144,13 +170,21 @@ class Serving:
 
     # -- /recommend --------------------------------------------------------------------------
     def recommend(self, query: RecommendQuery) -> tuple[LoadedModel, ListAnswer]:
+        return run_alone(self.recommend_steps(query), self.lists)
+
+    def recommend_steps(self, query: RecommendQuery, raw_fresh: list[FreshItem] | None = None) -> Steps:
+        """:meth:`recommend` as a generator that yields the one list it must compute (a
+        :class:`Need`) and receives it; ``raw_fresh``: the user's fresh events, read already."""
         loaded = self.loaded()
         model = loaded.model
         allowed = item_mask(model, query.item_filter)
         excluded = known_items(model, query.exclude_item_ids)
         recent = known_items(model, query.recent_item_ids)
         notes = _unknown_recent(model, query.recent_item_ids)
-        fresh = self._fresh(loaded, (query.user_id,))[0]
+        if raw_fresh is None:
+            fresh = self._fresh(loaded, (query.user_id,))[0]
+        else:
+            fresh = self._on_model(loaded, raw_fresh)
         own_fresh = fresh.seen if query.exclude_seen else EMPTY
         timings = self.tracing.timings()
         user = model.user_ids.get(query.user_id)
@@ -159,7 +193,6 @@ class Serving:
             slide = len(fresh.positive) > 0 and model.features.n_vector > 0
 
             def compute(n: int) -> Recommendations:
-                self._observe_candidates(model)
                 options = {"exclude_seen": query.exclude_seen, "exclude_items": drop, "allowed": allowed}
                 users = np.array([user])
                 if slide:
@@ -181,7 +214,15 @@ class Serving:
                 "recommend", "rec", query.user_id, query.k, query.cacheable and not slide,
                 _cat(excluded, own_fresh), allowed, max_n=max(query.k, model.n_candidates),
             )  # fmt: skip
-            rec, source = self.lists.get_or_compute(model.version, model.n_items, req, compute)
+            plan = yield from self.lists.plan_steps(model.version, model.n_items, req)
+            if plan.answer is not None:
+                rec, source = plan.answer, "cache"
+            else:
+                plain = not slide and allowed is None and query.diversity == 0
+                own = len(model.seen(user)) if query.exclude_seen else 0
+                need = Need(model, "rec", user, plan.n, compute, plain, query.exclude_seen, drop, own)
+                rec, source = self.lists.finish(model.version, req, plan, (yield need))
+                self._observe_candidates(model)
             history = _cat(model.seen(user), fresh.positive)
             answer = ListAnswer(rec, query.k, source, "personalized", history, notes)
         elif len(recent) or len(fresh.positive):
@@ -265,6 +306,10 @@ class Serving:
 
     # -- /similar-items ----------------------------------------------------------------------
     def similar(self, query: SimilarQuery) -> tuple[LoadedModel, ListAnswer]:
+        return run_alone(self.similar_steps(query), self.lists)
+
+    def similar_steps(self, query: SimilarQuery) -> Steps:
+        """:meth:`similar` as a generator (see :meth:`recommend_steps`)."""
         loaded = self.loaded()
         model = loaded.model
         item = model.item_ids.get(query.item_id)
@@ -278,7 +323,13 @@ class Serving:
             return model.similar(item, n, timings=timings, exclude_items=excluded, allowed=allowed)
 
         req = ListRequest("similar", "sim", query.item_id, query.k, True, excluded, allowed)
-        rec, source = self.lists.get_or_compute(model.version, model.n_items, req, compute)
+        plan = yield from self.lists.plan_steps(model.version, model.n_items, req)
+        if plan.answer is not None:
+            rec, source = plan.answer, "cache"
+        else:
+            plain = len(excluded) == 0 and allowed is None
+            need = Need(model, "sim", item, plan.n, compute, plain)
+            rec, source = self.lists.finish(model.version, req, plan, (yield need))
         self.metrics.observe_stages(timings)
         self._served(model, "similar_items")
         return loaded, ListAnswer(rec, query.k, source)

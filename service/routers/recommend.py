@@ -2,28 +2,36 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 
 from service import presenter
 from service.deps import ServingDep
+from service.fastget import FastGetRoute, fast_parser, recommend_query
 from service.parsing import BatchPost, RecommendGet, RecommendPost
 from service.queries import RecommendQuery
 from service.responses import FastJSONResponse
 from service.routers.common import error_responses
 from service.schemas import BatchRecommendResponse, RecommendResponse
 
-router = APIRouter(tags=["recommend"])
+router = APIRouter(tags=["recommend"], route_class=FastGetRoute)
 ERRORS = error_responses("Unknown user (only with cold_start_fallback=error).")
 
 
-def _answer(serving: ServingDep, query: RecommendQuery) -> FastJSONResponse:
-    loaded, answer = serving.recommend(query)
+async def _answer(serving: ServingDep, query: RecommendQuery) -> FastJSONResponse:
+    loaded, answer = await serving.recommend_async(query)
     return presenter.respond(
         loaded, presenter.recommend_body(loaded.model, query.user_id, answer, query.explain)
     )
 
 
+async def _fast(request: Request) -> FastJSONResponse | None:
+    """A plain GET without FastAPI's parameter resolution (``service/fastget.py``)."""
+    query = recommend_query(request)
+    return None if query is None else await _answer(request.app.state.serving, query)
+
+
 @router.get("/recommend", response_model=RecommendResponse, responses=ERRORS)
+@fast_parser(_fast)
 async def recommend_get(serving: ServingDep, query: RecommendGet) -> FastJSONResponse:
     """Top-k items for ``user_id``, best first (retrieval → ranking → selection).
 
@@ -31,13 +39,13 @@ async def recommend_get(serving: ServingDep, query: RecommendGet) -> FastJSONRes
     ``exclude_item_ids=i1&exclude_item_ids=i2``, at most 10 each); ``item_filter`` and longer
     lists need the POST form.
     """
-    return _answer(serving, query)
+    return await _answer(serving, query)
 
 
 @router.post("/recommend", response_model=RecommendResponse, responses=ERRORS)
 async def recommend_post(serving: ServingDep, query: RecommendPost) -> FastJSONResponse:
     """Same as GET, with every option (including ``item_filter``) in a JSON body."""
-    return _answer(serving, query)
+    return await _answer(serving, query)
 
 
 @router.post("/recommend/batch", response_model=BatchRecommendResponse, responses=ERRORS)

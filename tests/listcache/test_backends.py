@@ -80,6 +80,24 @@ def test_backend_round_trip_single_and_batch(any_backend: tuple[ListBackend, str
     assert b.ready(ready_key(prefix, "v1"))
 
 
+def test_get_many_reads_what_get_reads(any_backend: tuple[ListBackend, str]) -> None:
+    """``ListCache.get_many`` (one pipeline on Redis, one get each otherwise): same lists, order kept."""
+    b, prefix = any_backend
+    keys = [list_key(prefix, "v1", "rec", f"u{i}") for i in range(4)]
+    b.set(keys[0], ITEMS, SCORES)
+    b.set(keys[2], ITEMS[:2], SCORES[:2])
+    cache = ListCache(b, prefix)
+    for asked in (keys, keys[2:3]):
+        got = cache.get_many(asked, 10)
+        assert len(got) == len(asked)
+        for key, entry in zip(asked, got, strict=True):
+            alone = b.get(key, 10)
+            assert (entry is None) == (alone is None)
+            if entry is not None:
+                np.testing.assert_array_equal(entry[0], alone[0])
+                np.testing.assert_array_equal(entry[1], alone[1])
+
+
 # -- memory ---------------------------------------------------------------------------------------
 def test_memory_backend_is_an_lru() -> None:
     b = MemoryBackend(maxsize=2)

@@ -176,6 +176,7 @@ def test_unexpected_error_is_a_500_in_the_error_shape_without_traceback(publishe
 
     with TestClient(app, raise_server_exceptions=False) as c:
         app.state.serving.recommend = broken
+        app.state.serving.recommend_steps = broken  # what a micro-batch calls
         r = c.get("/recommend", params={"user_id": "u1"})
     err = _error(r, 500)
     assert err["code"] == "internal_error" and "secret" not in r.text
