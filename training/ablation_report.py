@@ -110,7 +110,7 @@ trains only the ranker on top, so rows differ only in what the ranker sees or ho
 the training data, best epoch): **every choice is made on that column**; the test columns
 (NDCG@10/20 on the test split, training items excluded, through the serving code) are only
 reported. Peer rows: `implicit` ALS/BPR (`training/peers.py`), chosen on their validation
-slice, fitted per seed in the same run, scored by exact full ranking.
+slice, fitted per seed in the same run (when it reaches them), scored by exact full ranking.
 
 {table}
 """
