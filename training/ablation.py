@@ -120,7 +120,13 @@ def _row(kind: str, name: str, seed: int, metrics: dict[str, Any], seconds: floa
 
 
 def run(
-    dataset: str, seeds: int, rows_path: Path, cache: Path, progress: bool = False, peers: bool = True
+    dataset: str,
+    seeds: int,
+    rows_path: Path,
+    cache: Path,
+    progress: bool = False,
+    peers: bool = True,
+    features_only: bool = False,
 ) -> list[dict[str, Any]]:
     """Every variant for seeds 0..seeds-1, appended to ``rows_path`` (rows already there are kept)."""
     from training import datasets
@@ -156,6 +162,8 @@ def run(
             if ("features", name, seed) not in done:
                 data, config, retrieval = seed_state(seed)
                 measure("features", name, seed, data, configure(config, on), retrieval)
+    if features_only:
+        return rows
     chosen_set = dict(variants(groups))[chosen(rows, "features") or "base"]
     tuning: list[tuple[str, dict[str, Any], dict[str, Any]]] = [(n, o, {}) for n, o in RANKERS.items()]
     if chosen_set.get("cooc"):
@@ -212,6 +220,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--no-write", action="store_true", help="print the tables, write no file")
     parser.add_argument("--no-peers", action="store_true", help="skip the implicit ALS/BPR peer rows")
+    parser.add_argument(
+        "--features-only",
+        action="store_true",
+        help="phase 1 only (feature sets); rerun without it for phase 2",
+    )
+    parser.add_argument(
+        "--report-only", action="store_true", help="train nothing: the tables from the rows measured so far"
+    )
     parser.add_argument("--json", action="store_true", help="print the rows as JSON (alone on stdout)")
     parser.add_argument("--progress", action="store_true", help="show training progress bars")
 
@@ -223,7 +239,12 @@ def main(args: argparse.Namespace) -> int:
         return 2
     cache = args.cache_dir or Path("/tmp/recserve-ablation") / args.dataset
     rows_path = args.rows or cache / "rows.jsonl"
-    rows = run(args.dataset, args.seeds, rows_path, cache, args.progress, peers=not args.no_peers)
+    if args.report_only:
+        rows = [json.loads(line) for line in rows_path.read_text().splitlines()] if rows_path.exists() else []
+    else:
+        rows = run(
+            args.dataset, args.seeds, rows_path, cache, args.progress, not args.no_peers, args.features_only
+        )
     rows = [r for r in rows if r["seed"] < args.seeds]
     table = format_table(rows)
     print(table, file=sys.stderr if args.json else sys.stdout)
