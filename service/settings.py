@@ -183,6 +183,14 @@ class Settings(BaseSettings):
         "meanwhile as one batch (one FAISS search, one ranker forward); off = each on the event loop.",
     )
     max_micro_batch: int = Field(32, ge=1, le=1024, description="Most requests in one micro-batch.")
+    gil_switch_interval_s: float = Field(
+        0.0002,
+        gt=0,
+        le=0.1,
+        description="With micro-batching: how long one thread may keep the GIL from a waiting one "
+        "(sys.setswitchinterval; Python's 5 ms default makes the batch worker wait that long after "
+        "each search while the event loop runs).",
+    )
 
     # -- operations (docs/operations.md) --
     model_max_age_s: float = Field(

@@ -15,6 +15,7 @@ the ranking itself changed) and are an unknown user's recent items (cold start).
 
 from __future__ import annotations
 
+import faiss
 import numpy as np
 import torch
 
@@ -89,6 +90,15 @@ def _cat(*parts: np.ndarray) -> np.ndarray:
     return np.concatenate(parts) if len(parts) > 1 else (parts[0] if parts else EMPTY)
 
 
+def _worker_threads(torch_threads: int) -> None:
+    """The batch worker's thread settings (both are per thread): the ranker's intra-op threads,
+    and one OpenMP thread for FAISS, whose second one would fight the event loop for the other
+    core (``python -m benchmarks.batch_search``: a batch of 8 is slower on 2 threads than on 1
+    whenever that core is busy)."""
+    torch.set_num_threads(torch_threads)
+    faiss.omp_set_num_threads(1)
+
+
 class Serving:
     def __init__(
         self,
@@ -112,7 +122,7 @@ class Serving:
             self.batcher = MicroBatcher(
                 lambda jobs: run_batch(self, jobs),
                 settings.max_micro_batch,
-                initializer=lambda: torch.set_num_threads(settings.torch_threads),  # per thread
+                initializer=lambda: _worker_threads(settings.torch_threads),
             )
 
     async def recommend_async(self, query: RecommendQuery) -> tuple[LoadedModel, ListAnswer]:
