@@ -70,8 +70,9 @@ class PositiveIndex:
         in their row instead (O(C · log interactions), one search in the sorted ``user * span +
         item`` keys, 8 more bytes per interaction, built on first use). On a 200k-user power-law
         log the batch's distinct users hold ~1.3M items, and gathering them all took 57–62 ms a
-        batch against 35 ms for searching every user's columns (``benchmarks/train_scale.py``'s
-        log; ``tests/training/test_sampling.py`` checks both ways against a dense mask).
+        batch against 35 ms for searching every user's columns (``var``-free micro-benchmark on
+        that log's degree distribution; this light/heavy split itself was not timed there).
+        ``tests/training/test_sampling.py`` checks both ways against a dense mask.
         O(B · C) bool for the answer.
         """
         distinct, inverse = torch.unique(users, return_inverse=True)
