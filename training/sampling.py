@@ -68,10 +68,9 @@ class PositiveIndex:
         power-law log), the cheaper way round: a user with at most C items has their row gathered
         and located in ``columns`` (O(degree · log C)); a heavier one has the C columns located
         in their row instead (O(C · log interactions), one search in the sorted ``user * span +
-        item`` keys, 8 more bytes per interaction, built on first use). On a 200k-user power-law
-        log the batch's distinct users hold ~1.3M items, and gathering them all took 57–62 ms a
-        batch against 35 ms for searching every user's columns (``var``-free micro-benchmark on
-        that log's degree distribution; this light/heavy split itself was not timed there).
+        item`` keys, 8 more bytes per interaction, built on first use). On the 200k-user power-law
+        log of ``recserve bench --parts train`` a batch's distinct users hold ~1.3M items (expected
+        value from ``PowerLawSpec``'s degrees), most of them the few heaviest users'.
         ``tests/training/test_sampling.py`` checks both ways against a dense mask.
         O(B · C) bool for the answer.
         """
