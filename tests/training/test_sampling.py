@@ -31,6 +31,25 @@ def test_mask_matches_a_dense_reference() -> None:
     assert got.any()  # the check can fail: some sampled columns are positives
 
 
+def test_mask_of_heavy_users_matches_a_dense_reference() -> None:
+    """Users with more items than columns are searched the other way round (columns in their row):
+    same answer, including columns past the largest training item and users without items."""
+    rng = np.random.default_rng(3)
+    degrees = [0, 3, 40, 400, 900, 5]  # columns below: ~60, so users 2-4 are heavy
+    users = np.repeat(np.arange(6), degrees)
+    items = np.concatenate([rng.choice(1000, d, replace=False) for d in degrees])
+    index = PositiveIndex(users, items, 6)
+    dense = np.zeros((6, 1200), bool)
+    dense[users, items] = True
+    batch = torch.tensor([4, 2, 0, 3, 4, 1, 5, 2])
+    for seed in range(5):
+        draw = torch.randint(0, 1200, (60,), generator=torch.Generator().manual_seed(seed))
+        columns = torch.unique(torch.cat([draw, torch.tensor([int(items.max()), 1199])]))
+        got = index.mask(batch, columns).numpy()
+        np.testing.assert_array_equal(got, dense[batch.numpy()][:, columns.numpy()])
+    assert index.nbytes == 8 * len(items) * 2 + 8 * 7  # the sorted keys were built for the heavy users
+
+
 def test_users_without_interactions_have_empty_rows() -> None:
     index = PositiveIndex(np.array([0, 0, 2]), np.array([5, 1, 5]), 4)
     row, item = index.rows(torch.tensor([1, 3, 0, 2]))
