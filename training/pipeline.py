@@ -11,7 +11,6 @@ keeps the ranker (and its feature normalisation).
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -26,10 +25,10 @@ from recommender.idmap import IdMap
 from recommender.model import RECENT_WINDOW_KEY, RecommenderModel
 from recommender.ranker import DeepFeatureRanking
 from recommender.retrieval import HNSWParams, ItemIndex
-from recommender.strategies import Strategy
 from training.cooc import build_cooc
 from training.data import InteractionData, history_csr, split_last_fraction, user_tag_profile
-from training.metrics import evaluate_lists, test_sets
+from training.evaluation import evaluate_model
+from training.metrics import test_sets
 from training.mf import MFConfig, MFResult, train_mf
 from training.ranker_train import RankerConfig, normalisation, sample_label_users, train_ranker
 
@@ -260,63 +259,6 @@ def candidate_lists(
         bar.update(len(part))
     bar.close()
     return rows, labels, valid
-
-
-def evaluate_model(
-    model: RecommenderModel,
-    data: InteractionData,
-    ks: tuple[int, ...] = (10, 20),
-    max_users: int | None = None,
-    seed: int = 0,
-    progress: bool = False,
-) -> dict[str, Any]:
-    """Test metrics for popularity, retrieval only and two-stage, all through the serving code.
-
-    Each is a strategy of the model, called as the service calls it (training items excluded):
-    popularity with each user's training items as the subject's own, the personalized
-    strategy ranked by retrieval score alone, and the personalized strategy the service
-    serves (only when the bundle has a ranker). With ``max_users``, on a uniform sample (drawn
-    with ``seed``) of at most that many test users; ``eval_users`` says how many.
-    """
-    test = test_sets(data.test_users, data.test_items)
-    users = np.array(sorted(test), dtype=np.int64)
-    if max_users is not None and len(users) > max_users:
-        users = np.sort(np.random.default_rng(seed).choice(users, max_users, replace=False))
-        test = {u: test[u] for u in users.tolist()}
-    histories = [model.seen(u) for u in users.tolist()]
-    show = progress and len(users) >= 10_000
-    results: dict[str, Any] = {
-        "popularity": _eval_strategy(model.strategies.popularity, histories, users, test, ks),
-        "retrieval": _eval_strategy(
-            model.retrieval_strategies.personalized, users, users, test, ks, show and "eval retrieval"
-        ),
-    }
-    if model.ranker is not None:
-        results["two_stage"] = _eval_strategy(
-            model.strategies.personalized, users, users, test, ks, show and "eval two-stage"
-        )
-    if max_users is not None:
-        results["eval_users"] = len(users)
-    return results
-
-
-def _eval_strategy(
-    strategy: Strategy,
-    subjects: Sequence[Any],
-    users: np.ndarray,
-    test: dict[int, set[int]],
-    ks: tuple[int, ...],
-    progress: str | bool = False,
-) -> dict[str, float]:
-    """Metrics of ``strategy``'s top-max(ks) for each user (``subjects[r]`` stands for ``users[r]``);
-    ``progress``: the bar's label (False: none)."""
-    ranked: dict[int, np.ndarray] = {}
-    steps = range(0, len(users), 256)
-    for b in tqdm(steps, desc=str(progress), unit="batch", disable=not progress, leave=False):
-        recs = strategy.recommend(subjects[b : b + 256], max(ks))
-        for u, rec in zip(users[b : b + 256].tolist(), recs, strict=True):
-            ranked[u] = rec.items
-    return evaluate_lists(ranked, test, ks)
 
 
 @dataclass

@@ -11,8 +11,9 @@ import numpy as np
 
 from recommender.model import RecommenderModel
 from training.data import InteractionData
+from training.evaluation import evaluate_model
 from training.mf import MFConfig
-from training.pipeline import TrainConfig, candidate_lists, evaluate_model, train_model
+from training.pipeline import TrainConfig, candidate_lists, train_model
 from training.ranker_train import RankerConfig, normalisation, sample_label_users
 
 FAST = TrainConfig(  # tests/conftest.py's session config (that module is shadowed here)
