@@ -27,6 +27,7 @@ computed. Requests of a traced service are not batched (a stage span belongs to 
 from __future__ import annotations
 
 import asyncio
+import contextvars
 from collections import defaultdict
 from collections.abc import Callable, Generator, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -117,17 +118,29 @@ def compute_group(needs: Sequence[Need], timings: dict[str, float]) -> list[Reco
     )
 
 
-Job = tuple[str, Any]  # ("rec", RecommendQuery) | ("sim", SimilarQuery)
+# ("rec", RecommendQuery) | ("sim", SimilarQuery), and the request's context when queued by the
+# batcher: its steps run in it, so what they log carries the request's id (the request log's
+# contextvar) although the worker thread, not the request's task, runs them.
+Job = tuple[Any, ...]
+
+
+def _in(ctx: contextvars.Context | None, fn: Callable[..., Any], *args: Any) -> Any:
+    return fn(*args) if ctx is None else ctx.run(fn, *args)
 
 
 def run_batch(serving: Serving, jobs: Sequence[Job]) -> list[Result | BaseException]:
     """Answer ``jobs`` (in the worker thread): each request runs its own steps; the stored lists
-    they read are one round trip, the lists they compute one model call per :func:`group_key`."""
+    they read are one round trip, the lists they compute one model call per :func:`group_key`.
+    A call made for several requests runs in the context of the first of them (its log lines
+    carry that request's id)."""
     results: list[Result | BaseException | None] = [None] * len(jobs)
-    users = [q.user_id for kind, q in jobs if kind == "rec"]
-    fresh = iter(serving.fresh.get_many(users) if serving.fresh is not None and users else [])
+    ctxs: list[contextvars.Context | None] = [job[2] if len(job) > 2 else None for job in jobs]
+    users = [job[1].user_id for job in jobs if job[0] == "rec"]
+    lead = ctxs[0] if ctxs else None
+    fresh = iter(_in(lead, serving.fresh.get_many, users) if serving.fresh is not None and users else [])
     todo: list[tuple[int, Steps, Any]] = []
-    for i, (kind, query) in enumerate(jobs):
+    for i, job in enumerate(jobs):
+        kind, query = job[0], job[1]
         try:
             rec = kind == "rec"
             steps = serving.recommend_steps(query, next(fresh, [])) if rec else serving.similar_steps(query)
@@ -140,7 +153,7 @@ def run_batch(serving: Serving, jobs: Sequence[Job]) -> list[Result | BaseExcept
         groups: dict[Any, list[tuple[int, Steps, Need]]] = defaultdict(list)
         for i, steps, value in todo:
             try:
-                wanted = steps.send(value)
+                wanted = _in(ctxs[i], steps.send, value)
             except StopIteration as done:
                 results[i] = done.value
                 continue
@@ -155,11 +168,12 @@ def run_batch(serving: Serving, jobs: Sequence[Job]) -> list[Result | BaseExcept
         todo = []
         for n_items, members in reads.items():
             assert serving.lists.cache is not None
-            stored = serving.lists.cache.get_many([read.key for _, _, read in members], n_items)
+            keys = [read.key for _, _, read in members]
+            stored = _in(ctxs[members[0][0]], serving.lists.cache.get_many, keys, n_items)
             todo += [(i, steps, entry) for (i, steps, _), entry in zip(members, stored, strict=True)]
         for members in groups.values():
             try:
-                recs = _compute(serving, [need for _, _, need in members])
+                recs = _in(ctxs[members[0][0]], _compute, serving, [need for _, _, need in members])
             except Exception as exc:
                 for i, steps, _ in members:
                     steps.close()
@@ -200,7 +214,7 @@ class MicroBatcher:
     async def submit(self, kind: str, query: Any) -> Any:
         loop = asyncio.get_running_loop()
         future: asyncio.Future[Any] = loop.create_future()
-        self._queue.append(((kind, query), future))
+        self._queue.append(((kind, query, contextvars.copy_context()), future))
         if not self._busy:
             self._busy = True
             self._task = loop.create_task(self._drain())

@@ -61,6 +61,7 @@ def _send_traffic(client: TestClient, data: InteractionData, monkeypatch: pytest
     # A crash inside serving must still be counted, as a 5xx, for the error-ratio panels.
     with monkeypatch.context() as m:
         m.setattr(client.app.state.serving, "recommend", _crash)
+        m.setattr(client.app.state.serving, "recommend_steps", _crash)  # a micro-batch's entry
         with pytest.raises(RuntimeError, match="injected"):
             client.get("/recommend", params={"user_id": data.user_ids[0]})
 

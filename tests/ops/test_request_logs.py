@@ -87,6 +87,7 @@ def test_a_crash_answers_500_with_the_request_id_and_logs_the_traceback_with_it(
         raise RuntimeError("injected failure")
 
     monkeypatch.setattr(client.app.state.serving, "recommend", crash)
+    monkeypatch.setattr(client.app.state.serving, "recommend_steps", crash)  # a micro-batch's entry
     with TestClient(client.app, raise_server_exceptions=False) as c:
         resp = c.get(
             "/recommend", params={"user_id": small_data.user_ids[0]}, headers={"X-Request-ID": "boom"}

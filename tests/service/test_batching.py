@@ -122,7 +122,7 @@ def test_micro_batcher_batches_what_queued_and_keeps_each_result() -> None:
 
     def run(jobs: list) -> list:
         seen.append(len(jobs))
-        return [ValueError(q) if q < 0 else q * 2 for _, q in jobs]
+        return [ValueError(job[1]) if job[1] < 0 else job[1] * 2 for job in jobs]
 
     async def main() -> list:
         batcher = MicroBatcher(run, max_batch=4)
@@ -157,3 +157,25 @@ def test_batched_cache_reads_and_write_backs_answer_as_alone(published_store: Pa
             for got in (a, b):
                 np.testing.assert_array_equal(got[1].rec.items, alone[1].rec.items)  # type: ignore[index]
                 np.testing.assert_array_equal(got[1].rec.scores, alone[1].rec.scores)  # type: ignore[index]
+
+
+def test_each_batched_request_runs_in_its_own_context() -> None:
+    """The worker thread runs a request's steps in the context the request was queued from, so
+    its log lines carry its own request id (``service.logs.request_id_var``), batched or not."""
+    from service.logs import request_id_var
+
+    def run(jobs: list) -> list:
+        return [job[2].run(request_id_var.get) for job in jobs]
+
+    async def one(batcher: MicroBatcher, rid: str) -> str:
+        request_id_var.set(rid)  # each gather task has its own copy of the context
+        return await batcher.submit("rec", rid)
+
+    async def main() -> list:
+        batcher = MicroBatcher(run, max_batch=8)
+        try:
+            return await asyncio.gather(*(one(batcher, f"r-{i}") for i in range(6)))
+        finally:
+            batcher.close()
+
+    assert asyncio.run(main()) == [f"r-{i}" for i in range(6)]
