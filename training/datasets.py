@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from training.data import InteractionData
+from training.health import HealthData
 from training.mf import LOSSES
 from training.pipeline import TrainConfig
 
@@ -16,18 +17,22 @@ DEFAULT_LOSS = "slatk"  # beats SL on NDCG@20 in every seed on Health (docs/resu
 
 
 def health_as_interactions(data_dir: Path | None = None) -> InteractionData:
-    """Amazon2014-Health as :class:`InteractionData`.
+    """Amazon2014-Health as :class:`InteractionData` (see :func:`health_interactions`)."""
+    from training.health import load_health
+
+    return health_interactions(load_health(data_dir))
+
+
+def health_interactions(h: HealthData, name: str = "health") -> InteractionData:
+    """A loaded Health split as :class:`InteractionData`.
 
     The split ships no side features, so the ranker sees what can be derived from the
     interactions alone: the user's log activity, the item's popularity (added by the pipeline)
     and the retrieval score and rank. Ids are the files' own ``*_procid`` values.
     """
-    from training.health import load_health
-
-    h = load_health(data_dir)
     activity = np.bincount(h.train_users, minlength=h.n_users).astype(np.float32)
     return InteractionData(
-        name="health",
+        name=name,
         user_ids=[str(u) for u in range(h.n_users)],
         item_ids=[str(i) for i in range(h.n_items)],
         train_users=h.train_users,

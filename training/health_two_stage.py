@@ -21,29 +21,10 @@ from typing import Any
 
 import numpy as np
 
-from training.data import InteractionData
-from training.health import HealthData, load_health
+from training.datasets import health_interactions
+from training.health import DATASET_NAME, HealthData, load_health
 
 LOSSES = ("bpr", "sl", "slatk")  # reproduce_health.LOSSES
-
-
-def interaction_data(data: HealthData) -> InteractionData:
-    """Health as :class:`InteractionData`: ids as strings, user activity as the one side feature."""
-    activity = np.log1p(np.bincount(data.train_users, minlength=data.n_users)).astype(np.float32)
-    return InteractionData(
-        name="amazon2014-health",
-        user_ids=[str(u) for u in range(data.n_users)],
-        item_ids=[str(i) for i in range(data.n_items)],
-        train_users=data.train_users,
-        train_items=data.train_items,
-        test_users=data.test_users,
-        test_items=data.test_items,
-        user_features=activity[:, None],
-        item_features=np.zeros((data.n_items, 0), np.float32),
-        item_tags=np.ones((data.n_items, 1), np.float32),
-        user_feature_names=["log_activity"],
-        tag_names=["all"],
-    )
 
 
 def two_stage_config(seed: int) -> Any:
@@ -110,7 +91,8 @@ def two_stage_metrics(data: HealthData, seed: int, slatk: Any, progress: bool) -
     from training.pipeline import train_model
 
     started = time.perf_counter()
-    _, metrics = train_model(interaction_data(data), two_stage_config(seed), progress, final_mf=slatk)
+    interactions = health_interactions(data, DATASET_NAME)
+    _, metrics = train_model(interactions, two_stage_config(seed), progress, final_mf=slatk)
     out = {key: metrics["two_stage"][key] for key in ("recall@20", "ndcg@20")}
     out["retrieval_recall@20"] = metrics["retrieval"]["recall@20"]
     out["retrieval_ndcg@20"] = metrics["retrieval"]["ndcg@20"]
